@@ -1,0 +1,77 @@
+"""Chemical formula handling: parsing, system size and the volume of the starting cell."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ase.data import covalent_radii
+from pymatgen.core import Composition, Element
+
+from amorph.errors import AmorphError
+
+# Fraction of space filled by touching spheres in a dense random packing. Used only when no
+# crystal of the formula is known, to turn atomic radii into a volume estimate.
+RANDOM_PACKING_FRACTION = 0.64
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A validated chemical formula and its reduced form."""
+
+    text: str
+    composition: Composition  # reduced composition, integer amounts
+
+    @property
+    def reduced(self) -> str:
+        return self.composition.reduced_formula
+
+    @property
+    def atoms_per_formula_unit(self) -> int:
+        return int(round(self.composition.num_atoms))
+
+    @property
+    def elements(self) -> list[str]:
+        return sorted(el.symbol for el in self.composition.elements)
+
+
+def parse_formula(text: str) -> Formula:
+    """Parse a formula such as 'TiO2'; raise AmorphError for anything that is not a real compound."""
+    cleaned = text.strip()
+    if not cleaned or not any(ch.isalpha() for ch in cleaned):
+        raise AmorphError(f"'{text}' is not a chemical formula")
+    try:
+        comp = Composition(cleaned)
+    except (ValueError, KeyError) as err:
+        raise AmorphError(f"'{text}' is not a chemical formula ({err})") from None
+    if comp.num_atoms <= 0:
+        raise AmorphError(f"'{text}' is not a chemical formula")
+    for el in comp.elements:
+        if not isinstance(el, Element) or el.Z > 103:
+            raise AmorphError(f"'{text}' is not a chemical formula: unknown element {getattr(el, 'symbol', el)}")
+    if any(abs(amt - round(amt)) > 1e-6 for amt in comp.values()):
+        raise AmorphError(f"'{text}' has fractional amounts; give whole numbers of atoms")
+    reduced, _ = comp.get_reduced_composition_and_factor()
+    return Formula(text=cleaned, composition=reduced)
+
+
+def number_of_atoms(formula: Formula, target: int) -> int:
+    """Whole multiple of the reduced formula closest to the target size (at least one formula unit)."""
+    per_unit = formula.atoms_per_formula_unit
+    units = max(1, round(target / per_unit))
+    return units * per_unit
+
+
+def volume_per_atom_from_radii(formula: Formula) -> float:
+    """Estimate a condensed-phase volume per atom (A^3) from atomic radii.
+
+    Used only when no crystal of the formula is known: spheres of each element's covalent
+    radius filling RANDOM_PACKING_FRACTION of space (TiO2: 10.2 A^3/atom vs 10.4 in rutile;
+    open networks such as diamond Si come out too dense, by about 2x).
+    """
+    comp = formula.composition
+    sphere_volume = 0.0
+    for el, amount in comp.items():
+        radius = covalent_radii[el.Z]
+        sphere_volume += amount * 4.0 / 3.0 * math.pi * float(radius) ** 3
+    return sphere_volume / comp.num_atoms / RANDOM_PACKING_FRACTION

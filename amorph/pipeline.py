@@ -1,0 +1,352 @@
+"""The a2c pipeline: the six steps of the method, top to bottom.
+
+1. start structure (amorph.start)      -> start.extxyz
+2. melt-quench (amorph.melt_quench)    -> melt_quench.csv, amorphous.cif, amorphous.extxyz
+3. subcells (motifs)                   -> subcells_initial.extxyz
+4. crystallization: relax each (md)    -> subcells_relaxed.extxyz
+5. identification (matching)           -> subcells.csv, products/
+6. prediction (matching.ranking)       -> polymorphs.csv, report.json
+
+Each stage reads what the previous one wrote, so `--resume` can pick a stopped run up at the
+first stage whose output is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from amorph import __version__
+from amorph.composition import Formula, parse_formula
+from amorph.errors import AmorphError
+from amorph.melt_quench import melt_quench
+from amorph.progress import ProgressSink, SilentProgress
+from amorph.settings import RunSettings, validate
+from amorph.start import reference_volume, start_structure
+from matching.database import known_polymorphs
+from matching.identify import Identity, Product, identify
+from matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
+from matching.symmetry import find_symmetry, primitive_size
+from md.potentials import LoadedPotential, load_potential
+from md.relax import invalid_reason, relax
+from motifs.subcells import extract_subcells
+from results import provenance
+from results import rundir as files
+from results.rundir import RunDir
+
+# Independent random streams per stage, so resuming a stage reproduces it exactly.
+STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS = 1, 2, 3
+
+
+@dataclass
+class Run:
+    """A validated run, ready to execute: nothing has been written yet."""
+
+    settings: RunSettings
+    formula: Formula
+    potential: LoadedPotential
+    out: RunDir
+    resume: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def rng(self, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.settings.seed, stream])
+
+
+def prepare(settings: RunSettings, out: Path, resume: bool = False) -> Run:
+    """Check everything that can be wrong with the input before a single file is written."""
+    if resume:
+        RunDir.check_writable(out, resume=True)
+        settings = RunSettings.from_dict(RunDir(out).read_json(files.CONFIG)["settings"])
+    formula = parse_formula(settings.formula)
+    validate(settings)
+    RunDir.check_writable(out, resume)
+    potential = load_potential(settings.potential, settings.device)
+    potential.check_covers(formula.elements)
+    return Run(settings, formula, potential, RunDir(out), resume)
+
+
+def predict(settings: RunSettings, out: Path, progress: ProgressSink | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run the whole pipeline and return report.json's content."""
+    return execute(prepare(settings, out, resume), progress or SilentProgress())
+
+
+def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:
+    """The six stages, each skipped when resuming and its output already exists."""
+    run.out.create()
+    if not run.resume:
+        write_config(run)
+    for note in run.potential.notes:
+        progress.note(note)
+    stages = [
+        (files.START, build_start_structure),
+        (files.AMORPHOUS_XYZ, run_melt_quench),
+        (files.SUBCELLS_INITIAL, cut_subcells),
+        (files.SUBCELLS_RELAXED, crystallize_subcells),
+        (files.SUBCELLS_CSV, identify_products),
+        (files.REPORT, rank_polymorphs),
+    ]
+    for output, stage in stages:
+        if run.resume and run.out.has(output):
+            progress.note(f"resume: {output} exists, skipping {stage.__name__}")
+            continue
+        started = time.perf_counter()
+        stage(run, progress)
+        run.timings[stage.__name__] = round(time.perf_counter() - started, 3)
+    report = run.out.read_json(files.REPORT)
+    return report
+
+
+def write_config(run: Run) -> None:
+    """config.json: every setting, the seed, library versions and the potential actually used."""
+    p = run.potential
+    run.out.write_json(
+        files.CONFIG,
+        {
+            "amorph_version": __version__,
+            "command": provenance.command_line(),
+            "started": provenance.utc_now(),
+            "formula": run.formula.reduced,
+            "settings": run.settings.to_dict(),
+            "seed": run.settings.seed,
+            "potential": {
+                "requested": run.settings.potential,
+                "used": p.name,
+                "description": p.description,
+                "weights_checksum": p.checksum,
+                "device": p.device,
+                "notes": p.notes,
+            },
+            "versions": provenance.library_versions(),
+            "machine": provenance.machine(),
+        },
+    )
+
+
+def build_start_structure(run: Run, progress: ProgressSink) -> None:
+    """Step 1: random packing in a cubic cell at 1.15x the reference crystal volume."""
+    progress.start("Packing random cell", 1)
+    atoms, reference = start_structure(run.formula, run.settings.packing, run.rng(STREAM_PACKING))
+    atoms.info["reference_volume_per_atom"] = reference.per_atom
+    atoms.info["reference_volume_source"] = reference.source
+    run.out.write_atoms(files.START, atoms, "extxyz")
+    progress.advance()
+    progress.finish()
+
+
+def run_melt_quench(run: Run, progress: ProgressSink) -> None:
+    """Step 2: hold hot, ramp down, hold cold (NVT)."""
+    start = run.out.read_atoms(files.START)[0]
+    mq = run.settings.melt_quench
+    progress.start(f"Melt-quench {mq.t_high:.0f} K -> {mq.t_low:.0f} K ({len(start)} atoms)", 3 * mq.steps_per_stage)
+    amorphous, log = melt_quench(start, run.potential, mq, run.rng(STREAM_MD), on_step=lambda _: progress.advance())
+    progress.finish()
+    run.out.write_csv(files.MELT_QUENCH_LOG, pd.DataFrame([asdict(row) for row in log]))
+    run.out.write_atoms(files.AMORPHOUS_CIF, amorphous, "cif")
+    run.out.write_atoms(files.AMORPHOUS_XYZ, amorphous, "extxyz")
+
+
+def polymorph_primitive_sizes(reduced_formula: str) -> list[int] | None:
+    """Primitive-cell sizes of the known polymorphs; None when the formula has none."""
+    polymorphs = known_polymorphs(reduced_formula)
+    if not polymorphs:
+        return None
+    return sorted({primitive_size(p.structure) for p in polymorphs})
+
+
+def cut_subcells(run: Run, progress: ProgressSink) -> None:
+    """Step 3: orthorhombic subcells on the fractional grid, filtered and sampled."""
+    amorphous = run.out.read_atoms(files.AMORPHOUS_XYZ)[0]
+    sc = run.settings.subcells
+    progress.start("Cutting subcells", 1)
+    sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.formula.reduced)
+    subcells, census = extract_subcells(
+        amorphous,
+        run.formula,
+        d_frac=sc.d_frac,
+        n_min=sc.n_min,
+        n_max=sc.n_max,
+        max_subcells=sc.max_subcells,
+        rng=run.rng(STREAM_SUBCELLS),
+        sizes=sizes,
+        any_composition=sc.any_composition,
+    )
+    progress.advance()
+    progress.finish()
+    progress.note(
+        f"subcells: {census.boxes} boxes, {census.allowed} of allowed size and composition, "
+        f"{census.distinct} distinct, {census.selected} selected"
+        + (f" (sizes divisible by {', '.join(map(str, sizes))})" if sizes else "")
+    )
+    if not subcells:
+        raise AmorphError(
+            f"no subcell of {sc.n_min}-{sc.n_max} atoms with the composition of {run.formula.reduced}; "
+            "widen --n-min/--n-max or --d-frac"
+        )
+    frames = []
+    for sub in subcells:
+        atoms = sub.atoms.copy()
+        atoms.info.update(
+            subcell_id=sub.id,
+            lower=" ".join(f"{v:.4f}" for v in sub.lower),
+            upper=" ".join(f"{v:.4f}" for v in sub.upper),
+            source_indices=" ".join(map(str, sub.indices)),
+        )
+        frames.append(atoms)
+    run.out.write_atoms(files.SUBCELLS_INITIAL, frames, "extxyz")
+    census_info = asdict(census) | {"allowed_sizes": sizes}
+    run.out.write_json("subcell_census.json", census_info)
+
+
+def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
+    """Step 4: relax every subcell (atoms and cell); judge each result, keeping invalid ones."""
+    subcells = run.out.read_atoms(files.SUBCELLS_INITIAL)
+    amorphous = run.out.read_atoms(files.AMORPHOUS_XYZ)[0]
+    rx = run.settings.relax
+    calculator = run.potential.make_calculator()
+    amorphous.calc = calculator
+    floor = amorphous.get_potential_energy() / len(amorphous) - rx.energy_drop_limit
+    progress.start(f"Relaxing {len(subcells)} subcells", len(subcells))
+    relaxed_frames = []
+    for initial in subcells:
+        result = relax(initial, calculator, rx.fmax, rx.max_steps)
+        reason = invalid_reason(result, initial.get_volume(), rx.fusion_distance, floor)
+        final = result.atoms.copy()
+        final.calc = None
+        final.info = dict(initial.info)
+        final.info.update(
+            initial_energy=result.initial_energy,
+            final_energy=result.final_energy,
+            relax_steps=result.steps,
+            converged=result.converged,
+            valid=not reason,
+            reason=reason or "ok",
+        )
+        relaxed_frames.append(final)
+        progress.advance()
+    progress.finish()
+    run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed_frames, "extxyz")
+
+
+def identify_products(run: Run, progress: ProgressSink) -> None:
+    """Step 5: space group of every valid product and its match among the known polymorphs."""
+    relaxed = run.out.read_atoms(files.SUBCELLS_RELAXED)
+    adaptor = AseAtomsAdaptor()
+    progress.start("Identifying products", len(relaxed) + 1)
+    products, symmetries = [], {}
+    for atoms in relaxed:
+        if atoms.info["valid"]:
+            structure = adaptor.get_structure(atoms)
+            sym = find_symmetry(structure)
+            symmetries[atoms.info["subcell_id"]] = sym
+            products.append(Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), sym))
+        progress.advance()
+    labels = identify(products, known_polymorphs(run.formula.reduced))
+    progress.advance()
+    progress.finish()
+
+    rows = []
+    for atoms in relaxed:
+        info, n = atoms.info, len(atoms)
+        sid = info["subcell_id"]
+        sym, label = symmetries.get(sid), labels.get(sid)
+        rows.append(
+            {
+                "id": sid,
+                "n_atoms": n,
+                "formula": atoms.get_chemical_formula(mode="metal"),
+                "lower": info["lower"],
+                "upper": info["upper"],
+                "initial_energy_per_atom": info["initial_energy"] / n,
+                "final_energy_per_atom": info["final_energy"] / n,
+                "relax_steps": info["relax_steps"],
+                "converged": info["converged"],
+                "valid": info["valid"],
+                "reason": info["reason"],
+                "spacegroup_symbol": sym.symbol if sym else "",
+                "spacegroup_number": sym.number if sym else 0,
+                "symprec": sym.symprec if sym else float("nan"),
+                "match": label.label if label else "",
+                "known_polymorph": bool(label and label.known),
+            }
+        )
+    run.out.write_csv(files.SUBCELLS_CSV, pd.DataFrame(rows))
+    # one CIF per distinct product: its lowest-energy member
+    best: dict[str, tuple[float, Atoms]] = {}
+    for atoms in relaxed:
+        label = labels.get(atoms.info["subcell_id"])
+        if label is None:
+            continue
+        e = atoms.info["final_energy"] / len(atoms)
+        if label.label not in best or e < best[label.label][0]:
+            best[label.label] = (e, atoms)
+    for name, (_, atoms) in best.items():
+        run.out.write_atoms(f"{files.PRODUCTS}/{name}.cif", atoms, "cif")
+
+
+def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
+    """Step 6: count each polymorph; the most frequent known one nucleates first."""
+    table = run.out.read_csv(files.SUBCELLS_CSV)
+    valid = table[table["valid"].astype(bool)]
+    polymorphs = {p.name: p for p in known_polymorphs(run.formula.reduced)}
+    outcomes = []
+    for r in valid.itertuples():
+        if r.known_polymorph:
+            pm = polymorphs[r.match]
+            identity = Identity(r.match, True, pm.spacegroup_symbol, pm.spacegroup_number)
+        else:
+            identity = Identity(r.match, False, r.spacegroup_symbol, int(r.spacegroup_number))
+        outcomes.append(Outcome(int(r.id), identity, float(r.final_energy_per_atom), parse_formula(r.formula).reduced))
+    rows = tally(outcomes)
+    run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([r.to_dict() for r in rows]))
+    config = run.out.read_json(files.CONFIG)
+    report = build_report(run, rows, n_subcells=len(table), n_valid=len(valid), config=config)
+    run.out.write_json(files.REPORT, report)
+
+
+def build_report(run: Run, rows: list[PolymorphTally], n_subcells: int, n_valid: int, config: dict) -> dict[str, Any]:
+    """report.json's content."""
+    winner = predicted_polymorph(rows)
+    lowest = lowest_energy_product(rows)
+    if winner is not None:
+        prediction = {
+            "polymorph": winner.name,
+            "spacegroup_symbol": winner.spacegroup_symbol,
+            "spacegroup_number": winner.spacegroup_number,
+            "count": winner.count,
+            "share": winner.share,
+        }
+    else:
+        prediction = {
+            "polymorph": None,
+            "message": f"no relaxed subcell matched a known polymorph of {run.formula.reduced}",
+        }
+    return {
+        "formula": run.formula.reduced,
+        "prediction": prediction,
+        "lowest_energy_product": None
+        if lowest is None
+        else {
+            "name": lowest.name,
+            "known": lowest.known,
+            "spacegroup_symbol": lowest.spacegroup_symbol,
+            "spacegroup_number": lowest.spacegroup_number,
+            "energy_per_atom": lowest.lowest_energy_per_atom,
+            "subcell": lowest.lowest_energy_subcell,
+        },
+        "polymorphs": [r.to_dict() for r in rows],
+        "n_subcells": n_subcells,
+        "n_valid": n_valid,
+        "potential": config["potential"]["used"],
+        "preset": run.settings.preset,
+        "seed": run.settings.seed,
+        "reference_volume": asdict(reference_volume(run.formula)),
+        "timings": dict(run.timings),
+    }

@@ -1,0 +1,38 @@
+"""Stage 1: the starting cell: size from the formula, volume from the reference crystal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from amorph.composition import Formula, number_of_atoms, volume_per_atom_from_radii
+from amorph.packing import random_packing
+from amorph.settings import PackingSettings
+from matching.database import ground_state
+
+
+@dataclass(frozen=True)
+class ReferenceVolume:
+    """Volume per atom of the reference crystal and where it came from."""
+
+    per_atom: float  # A^3
+    source: str
+
+
+def reference_volume(formula: Formula) -> ReferenceVolume:
+    """The ambient ground-state polymorph's volume when the database knows one, else a radii estimate."""
+    reference = ground_state(formula.reduced)
+    if reference is not None:
+        s = reference.structure
+        return ReferenceVolume(s.volume / len(s), f"{reference.name} (built-in database)")
+    return ReferenceVolume(volume_per_atom_from_radii(formula), "estimate from covalent radii")
+
+
+def start_structure(formula: Formula, settings: PackingSettings, rng: np.random.Generator) -> tuple[Atoms, ReferenceVolume]:
+    """Random cubic cell of ~target_atoms atoms at volume_factor x the reference crystal volume."""
+    n_atoms = number_of_atoms(formula, settings.target_atoms)
+    reference = reference_volume(formula)
+    atoms = random_packing(formula, n_atoms, settings.volume_factor * reference.per_atom * n_atoms, rng)
+    return atoms, reference

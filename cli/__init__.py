@@ -1,0 +1,1 @@
+"""The `amorph` command line: parses options, calls one pipeline function, renders the result."""

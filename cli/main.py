@@ -1,0 +1,179 @@
+"""`amorph predict` and `amorph compare`. No science here: parse, call, render."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions
+
+from amorph.errors import AmorphError
+
+app = typer.Typer(
+    name="amorph",
+    help="Predict which crystal polymorph first nucleates from an amorphous solid (a2c method).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+PANEL_MD = "Melt-quench MD"
+PANEL_SUB = "Subcells and relaxation"
+
+
+def _default_out(kind: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("amorph-runs") / f"{kind}-{stamp}"
+
+
+@app.command()
+def predict(
+    formula: Annotated[str, typer.Argument(help="Chemical formula, e.g. TiO2.")],
+    potential: Annotated[str, typer.Option(help="auto | chgnet | emt | matgl:MODEL (name or local directory).")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    preset: Annotated[
+        Optional[str], typer.Option(help="smoke | quick | standard | paper. Default: quick without a GPU, standard with one.")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (packing, MD, subcell sampling).")] = 0,
+    atoms: Annotated[Optional[int], typer.Option(help="Target number of atoms in the amorphous cell.", rich_help_panel=PANEL_MD)] = None,
+    t_high: Annotated[Optional[float], typer.Option(help="Melt temperature, K.", rich_help_panel=PANEL_MD)] = None,
+    t_low: Annotated[Optional[float], typer.Option(help="Quench temperature, K.", rich_help_panel=PANEL_MD)] = None,
+    md_steps: Annotated[
+        Optional[int], typer.Option(help="MD steps per stage (hold hot, ramp, hold cold).", rich_help_panel=PANEL_MD)
+    ] = None,
+    timestep: Annotated[Optional[float], typer.Option(help="MD time step, fs.", rich_help_panel=PANEL_MD)] = None,
+    d_frac: Annotated[
+        Optional[float], typer.Option(help="Fractional grid spacing of subcell bounds, in (0, 1).", rich_help_panel=PANEL_SUB)
+    ] = None,
+    n_min: Annotated[Optional[int], typer.Option(help="Fewest atoms in a subcell.", rich_help_panel=PANEL_SUB)] = None,
+    n_max: Annotated[Optional[int], typer.Option(help="Most atoms in a subcell.", rich_help_panel=PANEL_SUB)] = None,
+    max_subcells: Annotated[
+        Optional[int], typer.Option(help="Budget: subcells relaxed (random sample if more).", rich_help_panel=PANEL_SUB)
+    ] = None,
+    fmax: Annotated[Optional[float], typer.Option(help="Relaxation force tolerance, eV/A.", rich_help_panel=PANEL_SUB)] = None,
+    relax_steps: Annotated[Optional[int], typer.Option(help="Most FIRE steps per subcell.", rich_help_panel=PANEL_SUB)] = None,
+    any_composition: Annotated[
+        bool, typer.Option(help="Keep subcells of any composition, not only multiples of the formula.", rich_help_panel=PANEL_SUB)
+    ] = False,
+    all_sizes: Annotated[
+        bool,
+        typer.Option(
+            help="Keep every subcell size; by default only sizes some known polymorph's primitive cell divides.",
+            rich_help_panel=PANEL_SUB,
+        ),
+    ] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its first missing stage.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+) -> None:
+    """Predict the first polymorph to crystallize from amorphous FORMULA."""
+    from amorph.pipeline import execute, prepare
+    from amorph.settings import override, preset_settings
+    from cli.render import RichProgress, polymorph_table, prediction_line, stderr, stdout
+    from md.potentials import resolve_device
+
+    if resume and out is None:
+        raise AmorphError("--resume needs --out DIR of the run to continue")
+    if preset is None:
+        preset = "standard" if resolve_device(device) == "cuda" else "quick"
+    settings = preset_settings(formula, preset, potential=potential, device=device, seed=seed)
+    settings = override(settings, "packing", target_atoms=atoms)
+    settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep)
+    settings = override(
+        settings,
+        "subcells",
+        d_frac=d_frac,
+        n_min=n_min,
+        n_max=n_max,
+        max_subcells=max_subcells,
+        any_composition=any_composition or None,
+        all_sizes=all_sizes or None,
+    )
+    settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps)
+    run_dir = out or _default_out(formula.strip())
+    run = prepare(settings, run_dir, resume=resume)
+
+    if quiet or as_json:
+        from amorph.progress import SilentProgress
+
+        report = execute(run, SilentProgress())
+    else:
+        stderr.print(f"[bold]amorph predict {run.formula.reduced}[/bold]  potential {run.potential.name} on {run.potential.device}, preset {run.settings.preset}, seed {run.settings.seed}")
+        with RichProgress() as progress:
+            report = execute(run, progress)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    if not quiet:
+        stdout.print(polymorph_table(report))
+        stdout.print(f"results in {run_dir}")
+    stdout.print(prediction_line(report), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def compare(
+    target: Annotated[str, typer.Argument(help="A formula (e.g. TiO2) or the directory of a finished predict run.")],
+    potential: Annotated[str, typer.Option(help="Potential for a formula; a run directory uses its own.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    fmax: Annotated[float, typer.Option(help="Relaxation force tolerance, eV/A.")] = 0.02,
+    out: Annotated[Optional[Path], typer.Option(help="Where compare.csv/json go (formula mode).")] = None,
+) -> None:
+    """Energies of the known polymorphs under the potential, beside a run's shares when given a run."""
+    from amorph.compare import compare_run, polymorph_energies
+    from cli.render import RichProgress, compare_table, stdout
+    from results import rundir as files
+    from results.rundir import RunDir
+
+    if fmax <= 0:
+        raise AmorphError(f"--fmax must be positive, got {fmax}")
+    as_run = Path(target).is_dir()
+    if as_run:
+        dest = RunDir(Path(target))
+    else:
+        dest_path = out or _default_out(f"compare-{target.strip()}")
+        RunDir.check_writable(dest_path, resume=False)
+        dest = RunDir(dest_path)
+    with RichProgress() as progress:
+        if as_run:
+            rows, used = compare_run(Path(target), device, progress)
+        else:
+            rows, used = polymorph_energies(target, potential, device, fmax=fmax, progress=progress)
+    dest.create()
+    dest.write_csv(files.COMPARE_CSV, pd.DataFrame(rows))
+    dest.write_json(files.COMPARE_JSON, {"target": target, "potential": used, "polymorphs": rows})
+    stdout.print(compare_table(rows, f"Known polymorphs under {used}"))
+    stdout.print(f"written {dest.file(files.COMPARE_CSV)} and {files.COMPARE_JSON}")
+
+
+def main() -> None:
+    """Console entry point: every user error is one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except AmorphError as err:
+        print(f"amorph: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.NoArgsIsHelpError as err:
+        print(err.ctx.get_help() if err.ctx else err.format_message())
+        sys.exit(0)
+    except click_exceptions.UsageError as err:
+        print(f"amorph: error: {err.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("amorph: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Terminal output: progress bars, the polymorph table and the one-line prediction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class RichProgress:
+    """ProgressSink drawn with rich on stderr (stdout stays clean for --json): one bar per stage with ETA."""
+
+    def __init__(self, console: Console = stderr):
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(compact=True),
+            console=console,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, description: str, total: int) -> None:
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task, n)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[dim]{text}[/dim]")
+
+
+def prediction_line(report: dict[str, Any]) -> str:
+    """One sentence a scientist can paste into a notebook."""
+    pred = report["prediction"]
+    if pred.get("polymorph") is None:
+        return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
+    return (
+        f"{report['formula']}: first to nucleate: {pred['polymorph']} ({pred['spacegroup_symbol']}, "
+        f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
+        f"({100 * pred['share']:.0f}%)"
+    )
+
+
+def polymorph_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"What {report['n_valid']} valid subcells of {report['n_subcells']} became ({report['potential']})")
+    for col, justify in [
+        ("product", "left"),
+        ("space group", "left"),
+        ("count", "right"),
+        ("share", "right"),
+        ("lowest E (eV/atom)", "right"),
+        ("median E (eV/atom)", "right"),
+    ]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in report["polymorphs"]:
+        name = row["name"] if row["known"] else f"[dim]{row['name']} ({row['formula']})[/dim]"
+        table.add_row(
+            name,
+            f"{row['spacegroup_symbol']} ({row['spacegroup_number']})",
+            str(row["count"]),
+            f"{100 * row['share']:.1f}%",
+            f"{row['lowest_energy_per_atom']:.4f}",
+            f"{row['median_energy_per_atom']:.4f}",
+        )
+    return table
+
+
+def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    with_shares = "share" in rows[0]
+    for col in ["polymorph", "space group", "E (eV/atom)", "E - lowest (meV/atom)"] + (["count", "share"] if with_shares else []):
+        table.add_column(col, justify="left" if col in ("polymorph", "space group") else "right")
+    for r in rows:
+        cells = [
+            r["name"] + (" *" if r["ground_state"] else ""),
+            f"{r['spacegroup_symbol']} ({r['spacegroup_number']})",
+            f"{r['energy_per_atom']:.4f}",
+            f"{1000 * r['energy_above_lowest']:.1f}",
+        ]
+        if with_shares:
+            cells += [str(r["count"]), f"{100 * r['share']:.1f}%"]
+        table.add_row(*cells)
+    table.caption = "* ambient ground state (experiment)"
+    return table

@@ -1,0 +1,78 @@
+"""Stage 6: count what emerged and name the polymorph that nucleates first (Ostwald's rule of stages)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from matching.identify import Identity
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one valid subcell became."""
+
+    subcell_id: int
+    identity: Identity
+    energy_per_atom: float
+    formula: str  # reduced formula of the product
+
+
+@dataclass(frozen=True)
+class PolymorphTally:
+    """One row of polymorphs.csv."""
+
+    name: str
+    known: bool
+    formula: str
+    spacegroup_symbol: str
+    spacegroup_number: int
+    count: int
+    share: float  # of valid subcells
+    lowest_energy_per_atom: float
+    median_energy_per_atom: float
+    lowest_energy_subcell: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
+    """Rows sorted by count (then by lowest energy): known polymorphs and unknown products alike."""
+    groups: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        groups[outcome.identity.label].append(outcome)
+    n_valid = len(outcomes)
+    rows = []
+    for name, members in groups.items():
+        identity = members[0].identity
+        energies = np.array([p.energy_per_atom for p in members])
+        lowest = members[int(np.argmin(energies))]
+        rows.append(
+            PolymorphTally(
+                name=name,
+                known=identity.known,
+                formula=lowest.formula,
+                spacegroup_symbol=identity.spacegroup_symbol,
+                spacegroup_number=identity.spacegroup_number,
+                count=len(members),
+                share=len(members) / n_valid,
+                lowest_energy_per_atom=float(energies.min()),
+                median_energy_per_atom=float(np.median(energies)),
+                lowest_energy_subcell=lowest.subcell_id,
+            )
+        )
+    return sorted(rows, key=lambda r: (-r.count, r.lowest_energy_per_atom))
+
+
+def predicted_polymorph(rows: list[PolymorphTally]) -> PolymorphTally | None:
+    """The known polymorph that emerged most often (ties: the lower energy); None when none did."""
+    known = [r for r in rows if r.known]
+    return known[0] if known else None
+
+
+def lowest_energy_product(rows: list[PolymorphTally]) -> PolymorphTally | None:
+    """The product (known or not) with the lowest energy per atom."""
+    return min(rows, key=lambda r: r.lowest_energy_per_atom) if rows else None

@@ -1,0 +1,48 @@
+"""Space groups of relaxed products, found with spglib over a ladder of tolerances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import spglib
+from pymatgen.core import Structure
+
+# Tolerances in A, tightest first. Products of a machine-learned relaxation are slightly rattled,
+# so a tight tolerance alone often says P1; the ladder reports the most symmetric answer and
+# the tightest tolerance that gives it.
+SYMPREC_LADDER: tuple[float, ...] = (0.01, 0.05, 0.1)
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """Space group of a structure and the tolerance it was found at."""
+
+    symbol: str
+    number: int
+    symprec: float
+
+
+def find_symmetry(structure: Structure, ladder: tuple[float, ...] = SYMPREC_LADDER) -> Symmetry:
+    """The space group with the most symmetry operations over the ladder (ties: tightest tolerance)."""
+    cell = (structure.lattice.matrix, structure.frac_coords, np.array(structure.atomic_numbers))
+    best = Symmetry("P1", 1, ladder[0])
+    best_ops = 1
+    for symprec in ladder:
+        try:
+            data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+        except Exception:  # spglib raises on degenerate cells in 2.x
+            data = None
+        if data is None:
+            continue
+        n_ops = len(data.rotations)
+        if n_ops > best_ops:
+            best, best_ops = Symmetry(str(data.international), int(data.number), symprec), n_ops
+    return best
+
+
+def primitive_size(structure: Structure, symprec: float = 0.01) -> int:
+    """Atoms in the primitive cell: a subcell of N atoms can only become this crystal if it divides N."""
+    cell = (structure.lattice.matrix, structure.frac_coords, np.array(structure.atomic_numbers))
+    found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
+    return len(structure) if found is None else len(found[2])

@@ -1,0 +1,1 @@
+"""Potentials and the engines that move atoms with them (MD and relaxation)."""

@@ -1,0 +1,226 @@
+"""Named interatomic potentials behind one interface: an ASE calculator plus what it covers.
+
+`--potential` takes: `emt`, `chgnet`, `matgl:MODEL` (a matgl model name or a local directory)
+and `auto` (the default matgl model when cached or downloadable, else chgnet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import socket
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ase.calculators.calculator import Calculator
+
+from amorph.errors import AmorphError
+
+# matgl's universal potential trained on MatPES (PBE); name as matgl's own examples give it
+# (matgl/ext/alchmtk.py in matgl 4.1.2 loads "TensorNet-MatPES-PBE-v2025.1-PES").
+DEFAULT_MATGL_MODEL = "TensorNet-MatPES-PBE-v2025.1-PES"
+MATGL_HF_ORG = "materialyze"
+CHGNET_VERSION = "0.3.0"
+EMT_METALS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"})
+NETWORK_PROBE_SECONDS = 2.0
+
+
+@dataclass
+class LoadedPotential:
+    """A ready-to-use potential: a calculator factory and the facts config.json records."""
+
+    name: str  # what the run used, e.g. "chgnet", "matgl:TensorNet-MatPES-PBE-v2025.1-PES"
+    description: str
+    elements: frozenset[str]
+    device: str
+    checksum: str  # sha256 of the weights (state_dict tensors), "analytic" for EMT
+    make_calculator: Callable[[], Calculator]
+    model: object | None = None  # the torch model, for engines that batch (later)
+    notes: list[str] = field(default_factory=list)
+
+    def check_covers(self, elements: list[str]) -> None:
+        """Refuse a formula with elements the potential was not made for."""
+        missing = sorted(set(elements) - self.elements)
+        if missing:
+            raise AmorphError(f"potential '{self.name}' does not cover element(s) {', '.join(missing)}")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> cuda when a GPU is visible, else cpu; 'cuda' without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AmorphError("--device cuda was asked for, but torch sees no CUDA GPU")
+    if device not in ("cpu", "cuda"):
+        raise AmorphError(f"--device must be auto, cpu or cuda, got '{device}'")
+    return device
+
+
+def weights_checksum(module: object) -> str:
+    """sha256 over a torch module's parameters and buffers, in key order."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):  # type: ignore[attr-defined]
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def load_potential(spec: str, device: str = "auto") -> LoadedPotential:
+    """Turn a `--potential` value into a LoadedPotential; AmorphError on anything unusable."""
+    spec = spec.strip()
+    if spec == "emt":
+        return _load_emt()
+    dev = resolve_device(device)
+    if spec == "chgnet":
+        return _load_chgnet(dev)
+    if spec.startswith("matgl:"):
+        return _load_matgl(spec.removeprefix("matgl:") or DEFAULT_MATGL_MODEL, dev)
+    if spec == "matgl":
+        return _load_matgl(DEFAULT_MATGL_MODEL, dev)
+    if spec == "auto":
+        return _load_auto(dev)
+    raise AmorphError(f"unknown potential '{spec}' (choose auto, chgnet, emt or matgl:MODEL)")
+
+
+def _load_emt() -> LoadedPotential:
+    from ase.calculators.emt import EMT
+
+    return LoadedPotential(
+        name="emt",
+        description="ASE EMT (effective medium theory, Jacobsen et al. 1996); for tests and demos",
+        elements=EMT_METALS,
+        device="cpu",
+        checksum="analytic",
+        make_calculator=EMT,
+    )
+
+
+def _load_chgnet(device: str) -> LoadedPotential:
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+    from pymatgen.core import Element
+
+    with _quiet():
+        model = CHGNet.load(model_name=CHGNET_VERSION, use_device=device, verbose=False)
+
+    def make() -> Calculator:
+        with _quiet():
+            return CHGNetCalculator(model=model, use_device=device)
+
+    # CHGNet 0.3.0 was trained on MPtrj, which covers Z = 1..94.
+    elements = frozenset(el.symbol for el in Element if el.Z <= 94)
+    return LoadedPotential(
+        name="chgnet",
+        description=f"CHGNet {CHGNET_VERSION} (Deng et al. 2023), weights from the chgnet package",
+        elements=elements,
+        device=device,
+        checksum=weights_checksum(model),
+        make_calculator=make,
+        model=model,
+    )
+
+
+def _matgl_cached_files(name: str) -> Path | None:
+    """The snapshot directory of a matgl model already in the local cache, or None."""
+    from huggingface_hub import try_to_load_from_cache
+    from matgl.config import MATGL_CACHE
+
+    repo = name if "/" in name else f"{MATGL_HF_ORG}/{name}"
+    found = [try_to_load_from_cache(repo, fn, cache_dir=str(MATGL_CACHE)) for fn in ("model.json", "model.pt", "state.pt")]
+    if all(isinstance(f, str) for f in found):
+        return Path(found[0]).parent  # type: ignore[arg-type]
+    return None
+
+
+def hub_reachable(timeout: float = NETWORK_PROBE_SECONDS) -> bool:
+    """Can the Hugging Face hub be reached? A TCP connect with a short timeout.
+
+    matgl's own loader retries for about a minute when offline; this answers in seconds.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_matgl(name: str, device: str) -> LoadedPotential:
+    import matgl
+    from matgl.ext.ase import PESCalculator
+
+    local = Path(name).expanduser()
+    looks_like_path = os.sep in name or name.startswith(".") or local.exists()
+    if looks_like_path:
+        missing = [fn for fn in ("model.json", "model.pt", "state.pt") if not (local / fn).is_file()]
+        if missing:
+            raise AmorphError(f"matgl model directory '{name}' is missing {', '.join(missing)}")
+        source: str | Path = local
+    else:
+        cached = _matgl_cached_files(name)
+        if cached is not None:
+            source = cached
+        elif hub_reachable():
+            source = name
+        else:
+            raise AmorphError(
+                f"matgl model '{name}' is not in the local cache and the Hugging Face hub cannot be reached "
+                "(offline?); use --potential chgnet, or a local model directory with --potential matgl:DIR"
+            )
+    with _quiet():
+        try:
+            potential = matgl.load_model(source)
+        except Exception as err:  # matgl wraps every failure in RuntimeError/ValueError
+            raise AmorphError(f"could not load matgl model '{name}': {err}") from None
+    potential = potential.to(device)
+    model = getattr(potential, "model", None)
+    element_types = getattr(model, "element_types", None)
+    if not element_types:
+        raise AmorphError(f"matgl model '{name}' does not say which elements it covers (not a PES model?)")
+
+    def make() -> Calculator:
+        with _quiet():
+            return PESCalculator(potential, stress_unit="eV/A3")  # matgl's default unit is GPa
+
+    label = str(local.resolve()) if looks_like_path else name
+    return LoadedPotential(
+        name=f"matgl:{label}",
+        description=f"matgl {type(model).__name__} potential '{label}' (matgl {matgl.__version__})",
+        elements=frozenset(element_types),
+        device=device,
+        checksum=weights_checksum(potential),
+        make_calculator=make,
+        model=potential,
+    )
+
+
+def _load_auto(device: str) -> LoadedPotential:
+    """The default matgl model when cached or downloadable, else chgnet (decided in seconds)."""
+    if _matgl_cached_files(DEFAULT_MATGL_MODEL) is not None or hub_reachable():
+        try:
+            return _load_matgl(DEFAULT_MATGL_MODEL, device)
+        except AmorphError as err:
+            fallback = f"matgl default model unavailable ({err}); using chgnet"
+    else:
+        fallback = f"matgl model {DEFAULT_MATGL_MODEL} is not cached and the hub is unreachable; using chgnet"
+    loaded = _load_chgnet(device)
+    loaded.notes.append(fallback)
+    return loaded
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the banners model loaders print, so the terminal shows only amorph's output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield

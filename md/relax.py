@@ -1,0 +1,90 @@
+"""Relaxation of positions and cell together, and the checks that say whether to trust it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.data import covalent_radii
+from ase.filters import FrechetCellFilter
+from ase.neighborlist import neighbor_list
+from ase.optimize import FIRE
+
+
+@dataclass
+class RelaxResult:
+    """What one relaxation produced. Energies are total, in eV."""
+
+    atoms: Atoms
+    initial_energy: float
+    final_energy: float
+    steps: int
+    converged: bool
+    error: str = ""  # set when the relaxation raised instead of finishing
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+
+def relax(atoms: Atoms, calculator: Calculator, fmax: float, max_steps: int) -> RelaxResult:
+    """FIRE on atoms and cell (Frechet cell filter, so the cell and the atoms share one force scale)."""
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    try:
+        initial = float(atoms.get_potential_energy())
+    except Exception as err:  # a potential that cannot even evaluate the start
+        return RelaxResult(atoms, math.nan, math.nan, 0, False, f"{type(err).__name__}: {err}")
+    opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+    try:
+        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+        final = float(atoms.get_potential_energy())
+    except Exception as err:  # keep the failure as a result; never lose the subcell
+        return RelaxResult(atoms, initial, math.nan, opt.nsteps, False, f"{type(err).__name__}: {err}")
+    return RelaxResult(atoms, initial, final, opt.nsteps, converged)
+
+
+def fusion_thresholds(numbers: np.ndarray, fusion_distance: float) -> np.ndarray:
+    """Per element pair: min(fusion_distance, 0.6 x sum of covalent radii), indexed by Z."""
+    radii = covalent_radii
+    return np.minimum(fusion_distance, 0.6 * (radii[:, None] + radii[None, :]))
+
+
+def invalid_reason(
+    result: RelaxResult,
+    initial_volume: float,
+    fusion_distance: float,
+    energy_floor_per_atom: float,
+) -> str:
+    """Why a relaxed subcell cannot be trusted, or "" when it can.
+
+    Checks, in order: the relaxation raised; energy not finite; cell or positions not finite or
+    the volume changed more than 4x either way (blew up); two atoms fused; energy below the
+    sanity floor (a hole in the potential); energy went up.
+    """
+    if result.error:
+        return f"relaxation failed ({result.error})"
+    if not (math.isfinite(result.initial_energy) and math.isfinite(result.final_energy)):
+        return "energy is not finite"
+    atoms = result.atoms
+    if not (np.all(np.isfinite(atoms.positions)) and np.all(np.isfinite(atoms.cell.array))):
+        return "blew up (non-finite coordinates)"
+    volume = abs(atoms.get_volume())
+    if not (initial_volume / 4 < volume < initial_volume * 4):
+        return f"blew up (volume {initial_volume:.1f} -> {volume:.1f} A^3)"
+    table = fusion_thresholds(atoms.numbers, fusion_distance)
+    present = np.unique(atoms.numbers)
+    cutoff = float(table[np.ix_(present, present)].max())
+    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    too_close = d < table[atoms.numbers[i], atoms.numbers[j]]
+    if np.any(too_close):
+        return f"atoms fused ({float(d[too_close].min()):.2f} A)"
+    per_atom = result.final_energy / len(atoms)
+    if per_atom < energy_floor_per_atom:
+        return f"energy {per_atom:.2f} eV/atom below sanity floor {energy_floor_per_atom:.2f}"
+    if result.final_energy > result.initial_energy + 1e-6:
+        return "energy went up"
+    return ""

@@ -1,0 +1,1 @@
+"""Local motifs: orthorhombic subcells cut out of the amorphous cell."""

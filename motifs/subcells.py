@@ -1,0 +1,182 @@
+"""Stage 3: cut the amorphous cell into subcells on a fractional grid; each becomes a periodic cell.
+
+A subcell is the box [lower, upper) in fractional coordinates of the parent cell, with lower and
+upper on a grid of spacing d_frac. Written here (no library does this): counts of atoms in all
+boxes come from one matrix product of per-axis membership masks, so even the paper's grid
+(21 points per axis, 9 million boxes) is enumerated in about a second.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from amorph.composition import Formula
+
+
+@dataclass(frozen=True)
+class Subcell:
+    """One local motif: where it came from and the periodic cell made of it."""
+
+    id: int
+    lower: tuple[float, float, float]
+    upper: tuple[float, float, float]
+    indices: tuple[int, ...]  # atom indices in the amorphous parent cell
+    atoms: Atoms
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.indices)
+
+    @property
+    def formula(self) -> str:
+        return self.atoms.get_chemical_formula(mode="metal")
+
+
+@dataclass(frozen=True)
+class SubcellCensus:
+    """How many boxes the grid gave and how many passed each filter: printed and recorded."""
+
+    boxes: int
+    in_size_range: int
+    allowed: int
+    distinct: int
+    selected: int
+
+
+def grid_intervals(d_frac: float) -> list[tuple[float, float]]:
+    """All (lower, upper) pairs with upper > lower on the grid 0, d_frac, ..., 1."""
+    n = int(np.floor(1.0 / d_frac + 1e-9))
+    points = [round(k * d_frac, 10) for k in range(n + 1)]
+    if points[-1] < 1.0:
+        points.append(1.0)
+    return [(a, b) for a, b in itertools.combinations(points, 2)]
+
+
+def allowed_counts(
+    formula: Formula,
+    n_min: int,
+    n_max: int,
+    sizes: Iterable[int] | None,
+) -> set[int]:
+    """Atom counts a stoichiometric subcell may have: whole multiples of the formula in range.
+
+    `sizes` (when given) further keeps only counts that are multiples of one of them; the
+    pipeline passes the primitive-cell sizes of the known polymorphs, because a cell of N atoms
+    can only relax into a crystal whose primitive cell size divides N.
+    """
+    per_unit = formula.atoms_per_formula_unit
+    counts = {n for n in range(n_min, n_max + 1) if n % per_unit == 0}
+    if sizes is not None:
+        sizes = [s for s in sizes if s > 0]
+        counts = {n for n in counts if any(n % s == 0 for s in sizes)}
+    return counts
+
+
+def extract_subcells(
+    amorphous: Atoms,
+    formula: Formula,
+    d_frac: float,
+    n_min: int,
+    n_max: int,
+    max_subcells: int,
+    rng: np.random.Generator,
+    sizes: Iterable[int] | None = None,
+    any_composition: bool = False,
+) -> tuple[list[Subcell], SubcellCensus]:
+    """Distinct subcells that pass the size and composition filters, at most max_subcells of them.
+
+    With any_composition=False (default) only whole multiples of the reduced formula are kept.
+    With any_composition=True other compositions in the size range are kept too, and only the
+    stoichiometric ones are subject to the `sizes` filter. When more remain than the budget, a
+    uniform random sample (seeded) is taken.
+    """
+    frac = amorphous.get_scaled_positions(wrap=True)
+    intervals = np.array(grid_intervals(d_frac))  # (P, 2)
+    # inside[axis][p, n]: atom n lies in interval p along that axis
+    inside = [
+        (frac[None, :, ax] >= intervals[:, 0, None]) & (frac[None, :, ax] < intervals[:, 1, None]) for ax in range(3)
+    ]
+    p = len(intervals)
+    xy = (inside[0][:, None, :] & inside[1][None, :, :]).reshape(p * p, -1).astype(np.float64)
+    z = inside[2].astype(np.float64)
+
+    def box_counts(mask: np.ndarray) -> np.ndarray:
+        return np.rint((xy * mask) @ z.T).astype(np.int64).reshape(p, p, p)
+
+    total = box_counts(np.ones(len(amorphous)))
+    in_range = (total >= n_min) & (total <= n_max)
+    symbols = np.array(amorphous.get_chemical_symbols())
+    per_element = {el.symbol: box_counts((symbols == el.symbol).astype(np.float64)) for el in formula.composition}
+    # stoichiometric: every element count is k x its amount in the reduced formula, same k for all
+    units = total // formula.atoms_per_formula_unit
+    stoichiometric = in_range & (total % formula.atoms_per_formula_unit == 0)
+    for el, amount in formula.composition.items():
+        stoichiometric &= per_element[el.symbol] == units * int(round(amount))
+    counts_ok = np.isin(total, sorted(allowed_counts(formula, n_min, n_max, sizes)))
+    keep = stoichiometric & counts_ok
+    if any_composition:
+        keep |= in_range & ~stoichiometric
+    candidates = np.argwhere(keep)
+
+    # Distinct atom sets: per-axis membership as Python int bit masks, intersected per box.
+    bits = [[_bitmask(row) for row in inside[ax]] for ax in range(3)]
+    seen: dict[int, tuple[int, int, int]] = {}
+    for ix, iy, iz in candidates:
+        key = bits[0][ix] & bits[1][iy] & bits[2][iz]
+        seen.setdefault(key, (int(ix), int(iy), int(iz)))
+    distinct = sorted(seen.values())
+    if len(distinct) > max_subcells:
+        chosen = rng.choice(len(distinct), size=max_subcells, replace=False)
+        distinct = [distinct[k] for k in sorted(chosen)]
+
+    subcells = [
+        make_subcell(amorphous, frac, k, intervals[ix], intervals[iy], intervals[iz], bits[0][ix] & bits[1][iy] & bits[2][iz])
+        for k, (ix, iy, iz) in enumerate(distinct)
+    ]
+    census = SubcellCensus(
+        boxes=p**3,
+        in_size_range=int(in_range.sum()),
+        allowed=len(candidates),
+        distinct=len(seen),
+        selected=len(subcells),
+    )
+    return subcells, census
+
+
+def _bitmask(row: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little")
+
+
+def make_subcell(
+    parent: Atoms,
+    frac: np.ndarray,
+    subcell_id: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    members: int,
+) -> Subcell:
+    """The box as a periodic cell of its own: cell vectors scaled by the slice, coordinates rescaled."""
+    indices = [n for n in range(len(parent)) if members >> n & 1]
+    lower = np.array([x[0], y[0], z[0]])
+    upper = np.array([x[1], y[1], z[1]])
+    scale = upper - lower
+    cell = parent.cell.array * scale[:, None]
+    atoms = Atoms(
+        numbers=parent.numbers[indices],
+        cell=cell,
+        scaled_positions=(frac[indices] - lower) / scale,
+        pbc=True,
+    )
+    return Subcell(
+        id=subcell_id,
+        lower=tuple(float(v) for v in lower),
+        upper=tuple(float(v) for v in upper),
+        indices=tuple(indices),
+        atoms=atoms,
+    )

@@ -1,0 +1,112 @@
+"""The run directory: every file name a run writes, and atomic writes into it.
+
+Each stage writes its outputs here and the next stage reads them back, so a stopped run can be
+resumed stage by stage (`amorph predict --resume --out DIR`). Every write goes to a temporary
+name in the same folder first and is then renamed, so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ase import Atoms
+from ase.io import read, write
+
+from amorph.errors import AmorphError
+
+CONFIG = "config.json"
+START = "start.extxyz"
+MELT_QUENCH_LOG = "melt_quench.csv"
+AMORPHOUS_CIF = "amorphous.cif"
+AMORPHOUS_XYZ = "amorphous.extxyz"
+SUBCELLS_INITIAL = "subcells_initial.extxyz"
+SUBCELLS_RELAXED = "subcells_relaxed.extxyz"
+SUBCELLS_CSV = "subcells.csv"
+POLYMORPHS_CSV = "polymorphs.csv"
+REPORT = "report.json"
+PRODUCTS = "products"
+COMPARE_CSV = "compare.csv"
+COMPARE_JSON = "compare.json"
+
+
+class RunDir:
+    """A run's output folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @staticmethod
+    def check_writable(path: Path, resume: bool) -> None:
+        """Refuse, before anything is written, a folder we cannot or must not write into."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise AmorphError(f"--out {path} exists and is not a directory")
+        if path.exists() and any(path.iterdir()) and not resume:
+            raise AmorphError(f"--out {path} already holds files; choose a new folder or pass --resume")
+        if resume and not (path / CONFIG).is_file():
+            raise AmorphError(f"--resume: {path} holds no {CONFIG} of an earlier run")
+        parent = path
+        while not parent.exists():
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise AmorphError(f"--out {path} is not writable")
+
+    def create(self) -> RunDir:
+        try:
+            (self.path / PRODUCTS).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AmorphError(f"cannot create --out {self.path}: {err.strerror}") from None
+        return self
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def _atomic(self, name: str, writer: Callable[[Path], None]) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+        os.close(fd)
+        try:
+            writer(Path(tmp))
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return self._atomic(name, lambda p: p.write_text(json.dumps(data, indent=2, default=_json_default) + "\n"))
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        return self._atomic(name, lambda p: frame.to_csv(p, index=False))
+
+    def read_csv(self, name: str) -> pd.DataFrame:
+        return pd.read_csv(self.path / name)
+
+    def write_atoms(self, name: str, atoms: Atoms | list[Atoms], fmt: str) -> Path:
+        return self._atomic(name, lambda p: write(p, atoms, format=fmt))
+
+    def read_atoms(self, name: str) -> list[Atoms]:
+        return read(self.path / name, index=":", format="extxyz")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,70 @@
+"""Bad input: one line on stderr, exit code 2, no traceback, nothing written, earlier results intact."""
+
+import os
+
+import pytest
+
+FAST = ["--potential", "emt", "--preset", "smoke"]
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["predict", "Xx2", *FAST], "not a chemical formula"),
+        (["predict", "TiO2", *FAST], "does not cover element(s) O, Ti"),
+        (["predict", "Cu", *FAST, "--md-steps", "-5"], "--md-steps"),
+        (["predict", "Cu", *FAST, "--t-low", "2500"], "--t-low"),
+        (["predict", "Cu", *FAST, "--n-min", "9", "--n-max", "4"], "--n-min"),
+        (["predict", "Cu", *FAST, "--d-frac", "1.5"], "--d-frac"),
+        (["predict", "Cu", *FAST, "--d-frac", "0"], "--d-frac"),
+        (["predict", "Cu", *FAST, "--timestep", "-1"], "--timestep"),
+        (["predict", "Cu", *FAST, "--fmax", "0"], "--fmax"),
+        (["predict", "Cu", *FAST, "--atoms", "abc"], "atoms"),
+        (["predict", "Cu", "--potential", "matgl:/no/such/model", "--preset", "smoke"], "missing model.json"),
+        (["predict", "Cu", "--potential", "nonsense", "--preset", "smoke"], "unknown potential"),
+        (["predict", "Cu", "--potential", "emt", "--preset", "huge"], "unknown preset"),
+        (["predict", "Cu", *FAST, "--resume"], "--resume"),
+        (["compare", "Xx2", "--potential", "emt"], "not a chemical formula"),
+        (["compare", "Cu", "--potential", "emt", "--fmax", "-1"], "--fmax"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, needle):
+    out = tmp_path / "run"
+    code, stdout, stderr = cli(*args, "--out", str(out))
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amorph: error:"), stderr
+    assert needle in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_unwritable_out(cli, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        code, _, stderr = cli("predict", "Cu", *FAST, "--out", str(locked / "run"))
+        assert code == 2 and "not writable" in stderr and len(stderr.strip().splitlines()) == 1
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_out_that_is_a_file(cli, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    code, _, stderr = cli("predict", "Cu", *FAST, "--out", str(target))
+    assert code == 2 and "not a directory" in stderr
+    assert target.read_text() == "keep me"
+
+
+def test_existing_results_are_never_overwritten(cli, tmp_path):
+    out = tmp_path / "earlier"
+    out.mkdir()
+    (out / "report.json").write_text('{"earlier": true}')
+    code, _, stderr = cli("predict", "Cu", *FAST, "--out", str(out))
+    assert code == 2 and "already holds files" in stderr
+    assert (out / "report.json").read_text() == '{"earlier": true}'
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]

@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from amorph.melt_quench import temperature_schedule
+from amorph.settings import MeltQuenchSettings
+from md.dynamics import run_nvt_schedule
+
+
+def test_schedule_holds_ramps_holds():
+    t = temperature_schedule(MeltQuenchSettings(t_high=2000, t_low=300, steps_per_stage=10))
+    assert len(t) == 30
+    assert np.all(t[:10] == 2000) and np.all(t[20:] == 300)
+    assert np.all(np.diff(t[10:20]) < 0) and t[10] == 2000 and t[19] > 300
+
+
+def test_nvt_follows_target_temperature():
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True) * (3, 3, 3)
+    temps = np.full(300, 600.0)
+    log = run_nvt_schedule(atoms, EMT(), temps, timestep_fs=2.0, friction_per_fs=0.05, rng=np.random.default_rng(0), log_every=10)
+    assert [row.step for row in log][:3] == [0, 10, 20] and log[-1].step == 300
+    late = np.mean([row.temperature for row in log[len(log) // 2 :]])
+    assert late == pytest.approx(600, rel=0.25)
+    assert atoms.constraints == []  # the centre-of-mass constraint does not leak out

@@ -1,0 +1,40 @@
+import math
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from md.relax import RelaxResult, invalid_reason, relax
+
+
+def test_relaxation_lowers_energy_and_converges():
+    atoms = bulk("Cu", "fcc", a=3.8, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    result = relax(atoms, EMT(), fmax=0.01, max_steps=300)
+    assert result.converged
+    assert result.final_energy < result.initial_energy
+    assert abs(result.atoms.cell.lengths()[0] - 3.59) < 0.05  # EMT's Cu lattice constant
+    assert invalid_reason(result, atoms.get_volume(), 1.5, -10.0) == ""
+
+
+def _result(atoms, e0=0.0, e1=-1.0, error=""):
+    return RelaxResult(atoms, e0, e1, 10, True, error)
+
+
+def test_invalid_reasons():
+    good = bulk("Cu", "fcc", a=3.6, cubic=True)
+    v = good.get_volume()
+    assert invalid_reason(_result(good, 0.0, 1.0), v, 1.5, -10) == "energy went up"
+    assert "not finite" in invalid_reason(_result(good, 0.0, math.nan), v, 1.5, -10)
+    assert "sanity floor" in invalid_reason(_result(good, 0.0, -100.0), v, 1.5, -10)
+    assert "failed" in invalid_reason(_result(good, error="RuntimeError: boom"), v, 1.5, -10)
+    fused = Atoms("Cu2", positions=[[0, 0, 0], [0.8, 0, 0]], cell=[5, 5, 5], pbc=True)
+    assert "fused" in invalid_reason(_result(fused), fused.get_volume(), 1.5, -10)
+    exploded = good.copy()
+    exploded.set_cell(good.cell * 3, scale_atoms=True)
+    assert "blew up" in invalid_reason(_result(exploded), v, 1.5, -10)
+    # fusion distance for light pairs is 0.6 x sum of covalent radii when smaller than 1.5 A
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=[6, 6, 6], pbc=True)
+    assert invalid_reason(_result(h2), h2.get_volume(), 1.5, -10) == ""
+    assert np.isclose(0.6 * 2 * 0.31, 0.372)
