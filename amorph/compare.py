@@ -14,11 +14,15 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.composition import parse_formula
 from amorph.errors import AmorphError
 from amorph.progress import ProgressSink, SilentProgress
-from matching.database import known_polymorphs
-from md.potentials import load_potential
+from amorph.references import collect
+from matching.polymorph import Polymorph
+from matching.sources import DEFAULT_SOURCES, check_sources
+from md.potentials import LoadedPotential, load_potential
 from md.relax import relax
 from results import rundir as files
 from results.rundir import RunDir
+
+PROTOTYPE_MAX_ATOMS = 24  # prototypes with larger primitive cells are not relaxed for a comparison
 
 
 def polymorph_energies(
@@ -28,17 +32,26 @@ def polymorph_energies(
     fmax: float = 0.02,
     max_steps: int = 300,
     progress: ProgressSink | None = None,
+    sources: tuple[str, ...] = DEFAULT_SOURCES,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Relax each known polymorph (primitive cell, atoms and cell); rows sorted by energy per atom."""
+    """Relax each known polymorph of a formula from the --db sources; rows sorted by energy per atom."""
     progress = progress or SilentProgress()
     formula = parse_formula(formula_text)
-    polymorphs = known_polymorphs(formula.reduced)
-    if not polymorphs:
-        raise AmorphError(f"no known polymorphs of {formula.reduced} in the database")
+    check_sources(sources)
     potential = load_potential(potential_spec, device)
     potential.check_covers(formula.elements)
+    polymorphs = collect(formula, sources, potential, PROTOTYPE_MAX_ATOMS, progress)
+    if not polymorphs:
+        raise AmorphError(f"no known polymorphs of {formula.reduced} in {', '.join(sources)}")
+    return relax_polymorphs(formula.reduced, polymorphs, potential, fmax, max_steps, progress), potential.name
+
+
+def relax_polymorphs(
+    formula: str, polymorphs: list[Polymorph], potential: LoadedPotential, fmax: float, max_steps: int, progress: ProgressSink
+) -> list[dict[str, Any]]:
+    """Relax each polymorph's primitive cell (atoms and cell) with the potential; rows sorted by energy."""
     calculator = potential.make_calculator()
-    progress.start(f"Relaxing {len(polymorphs)} polymorphs of {formula.reduced}", len(polymorphs))
+    progress.start(f"Relaxing {len(polymorphs)} polymorphs of {formula}", len(polymorphs))
     rows = []
     for pm in polymorphs:
         atoms = AseAtomsAdaptor().get_atoms(pm.structure.get_primitive_structure())
@@ -50,6 +63,7 @@ def polymorph_energies(
                 "spacegroup_symbol": pm.spacegroup_symbol,
                 "spacegroup_number": pm.spacegroup_number,
                 "ground_state": pm.ground_state,
+                "origin": pm.origin,
                 "source": pm.source,
                 "n_atoms": len(atoms),
                 "energy_per_atom": result.final_energy / len(atoms),
@@ -62,21 +76,25 @@ def polymorph_energies(
     lowest = min(r["energy_per_atom"] for r in rows)
     for r in rows:
         r["energy_above_lowest"] = r["energy_per_atom"] - lowest
-    return sorted(rows, key=lambda r: r["energy_per_atom"]), potential.name
+    return sorted(rows, key=lambda r: r["energy_per_atom"])
 
 
 def compare_run(run_dir: Path, device: str = "auto", progress: ProgressSink | None = None) -> tuple[list[dict[str, Any]], str]:
-    """A finished run's polymorph shares beside the energies, with the run's own potential."""
+    """A finished run's polymorph shares beside the energies of the references it was matched against,
+    relaxed with the run's own potential."""
+    progress = progress or SilentProgress()
     run = RunDir(run_dir)
-    if not (run.has(files.CONFIG) and run.has(files.POLYMORPHS_CSV)):
-        raise AmorphError(f"{run_dir} is not a finished amorph run (needs {files.CONFIG} and {files.POLYMORPHS_CSV})")
+    needed = (files.CONFIG, files.POLYMORPHS_CSV, files.KNOWN_POLYMORPHS)
+    if not all(run.has(name) for name in needed):
+        raise AmorphError(f"{run_dir} is not a finished amorph run (needs {', '.join(needed)})")
     config = run.read_json(files.CONFIG)
-    settings = config["settings"]
-    rows, used = polymorph_energies(
-        config["formula"], config["potential"]["used"], device, fmax=settings["relax"]["fmax"], progress=progress
-    )
+    polymorphs = [Polymorph.from_dict(d) for d in run.read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
+    if not polymorphs:
+        raise AmorphError(f"{run_dir}: the run had no known polymorphs to compare")
+    potential = load_potential(config["potential"]["used"], device)
+    rows = relax_polymorphs(config["formula"], polymorphs, potential, config["settings"]["relax"]["fmax"], 300, progress)
     table = run.read_csv(files.POLYMORPHS_CSV)
     shares = {r.name: (int(r.count), float(r.share)) for r in table.itertuples()}
     for r in rows:
         r["count"], r["share"] = shares.get(r["name"], (0, 0.0))
-    return rows, used
+    return rows, potential.name

@@ -1,5 +1,6 @@
 """The a2c pipeline: the six steps of the method, top to bottom.
 
+0. known polymorphs (amorph.references) -> known_polymorphs.json
 1. start structure (amorph.start)      -> start.extxyz
 2. melt-quench (amorph.melt_quench)    -> melt_quench.csv, amorphous.cif, amorphous.extxyz
 3. subcells (motifs)                   -> subcells_initial.extxyz
@@ -30,7 +31,9 @@ from amorph.melt_quench import melt_quench
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.settings import RunSettings, validate
 from amorph.start import reference_volume, start_structure
-from matching.database import known_polymorphs
+from amorph.references import collect
+from matching.polymorph import Polymorph
+from matching.sources import gather
 from matching.identify import Identity, Product, identify
 from matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
 from matching.symmetry import find_symmetry, primitive_size
@@ -54,7 +57,16 @@ class Run:
     potential: LoadedPotential
     out: RunDir
     resume: bool = False
+    gathered: list[Polymorph] | None = None  # from the --db sources, before prototypes
     timings: dict[str, float] = field(default_factory=dict)
+    _references: list[Polymorph] | None = None
+
+    def references(self) -> list[Polymorph]:
+        """The known polymorphs of this run, as saved by stage 0."""
+        if self._references is None:
+            data = self.out.read_json(files.KNOWN_POLYMORPHS)
+            self._references = [Polymorph.from_dict(d) for d in data["polymorphs"]]
+        return self._references
 
     def rng(self, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.settings.seed, stream])
@@ -70,7 +82,10 @@ def prepare(settings: RunSettings, out: Path, resume: bool = False) -> Run:
     RunDir.check_writable(out, resume)
     potential = load_potential(settings.potential, settings.device)
     potential.check_covers(formula.elements)
-    return Run(settings, formula, potential, RunDir(out), resume)
+    gathered = None
+    if not (resume and RunDir(out).has(files.KNOWN_POLYMORPHS)):
+        gathered = gather(formula.reduced, settings.databases)  # an unreachable source fails here, before any file
+    return Run(settings, formula, potential, RunDir(out), resume, gathered)
 
 
 def predict(settings: RunSettings, out: Path, progress: ProgressSink | None = None, resume: bool = False) -> dict[str, Any]:
@@ -86,6 +101,7 @@ def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:
     for note in run.potential.notes:
         progress.note(note)
     stages = [
+        (files.KNOWN_POLYMORPHS, collect_references),
         (files.START, build_start_structure),
         (files.AMORPHOUS_XYZ, run_melt_quench),
         (files.SUBCELLS_INITIAL, cut_subcells),
@@ -130,10 +146,23 @@ def write_config(run: Run) -> None:
     )
 
 
+def collect_references(run: Run, progress: ProgressSink) -> None:
+    """Step 0: the known polymorphs products are named against (relaxed prototypes when no source knows any)."""
+    polymorphs = collect(
+        run.formula, run.settings.databases, run.potential, run.settings.subcells.n_max, progress, run.gathered
+    )
+    origins = sorted({p.origin for p in polymorphs})
+    progress.note(f"known polymorphs of {run.formula.reduced}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
+    run.out.write_json(
+        files.KNOWN_POLYMORPHS,
+        {"formula": run.formula.reduced, "sources": list(run.settings.databases), "polymorphs": [p.to_dict() for p in polymorphs]},
+    )
+
+
 def build_start_structure(run: Run, progress: ProgressSink) -> None:
     """Step 1: random packing in a cubic cell at 1.15x the reference crystal volume."""
     progress.start("Packing random cell", 1)
-    atoms, reference = start_structure(run.formula, run.settings.packing, run.rng(STREAM_PACKING))
+    atoms, reference = start_structure(run.formula, run.settings.packing, run.rng(STREAM_PACKING), run.references())
     atoms.info["reference_volume_per_atom"] = reference.per_atom
     atoms.info["reference_volume_source"] = reference.source
     run.out.write_atoms(files.START, atoms, "extxyz")
@@ -153,9 +182,8 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     run.out.write_atoms(files.AMORPHOUS_XYZ, amorphous, "extxyz")
 
 
-def polymorph_primitive_sizes(reduced_formula: str) -> list[int] | None:
-    """Primitive-cell sizes of the known polymorphs; None when the formula has none."""
-    polymorphs = known_polymorphs(reduced_formula)
+def polymorph_primitive_sizes(polymorphs: list[Polymorph]) -> list[int] | None:
+    """Primitive-cell sizes of the known polymorphs; None when there are none."""
     if not polymorphs:
         return None
     return sorted({primitive_size(p.structure) for p in polymorphs})
@@ -166,7 +194,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
     amorphous = run.out.read_atoms(files.AMORPHOUS_XYZ)[0]
     sc = run.settings.subcells
     progress.start("Cutting subcells", 1)
-    sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.formula.reduced)
+    sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.references())
     subcells, census = extract_subcells(
         amorphous,
         run.formula,
@@ -248,7 +276,7 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
             symmetries[atoms.info["subcell_id"]] = sym
             products.append(Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), sym))
         progress.advance()
-    labels = identify(products, known_polymorphs(run.formula.reduced))
+    labels = identify(products, run.references())
     progress.advance()
     progress.finish()
 
@@ -275,6 +303,9 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
                 "symprec": sym.symprec if sym else float("nan"),
                 "match": label.label if label else "",
                 "known_polymorph": bool(label and label.known),
+                "structure_type": label.structure_type if label else "",
+                "closest_known": label.closest_known if label else "",
+                "fingerprint_distance": label.closest_distance if label else float("nan"),
             }
         )
     run.out.write_csv(files.SUBCELLS_CSV, pd.DataFrame(rows))
@@ -295,20 +326,33 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     """Step 6: count each polymorph; the most frequent known one nucleates first."""
     table = run.out.read_csv(files.SUBCELLS_CSV)
     valid = table[table["valid"].astype(bool)]
-    polymorphs = {p.name: p for p in known_polymorphs(run.formula.reduced)}
+    polymorphs = {p.name: p for p in run.references()}
     outcomes = []
     for r in valid.itertuples():
         if r.known_polymorph:
             pm = polymorphs[r.match]
             identity = Identity(r.match, True, pm.spacegroup_symbol, pm.spacegroup_number)
         else:
-            identity = Identity(r.match, False, r.spacegroup_symbol, int(r.spacegroup_number))
+            identity = Identity(
+                r.match,
+                False,
+                r.spacegroup_symbol,
+                int(r.spacegroup_number),
+                _text(r.structure_type),
+                _text(r.closest_known),
+                float(r.fingerprint_distance),
+            )
         outcomes.append(Outcome(int(r.id), identity, float(r.final_energy_per_atom), parse_formula(r.formula).reduced))
     rows = tally(outcomes)
     run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([r.to_dict() for r in rows]))
     config = run.out.read_json(files.CONFIG)
     report = build_report(run, rows, n_subcells=len(table), n_valid=len(valid), config=config)
     run.out.write_json(files.REPORT, report)
+
+
+def _text(value: object) -> str:
+    """A CSV text cell read back by pandas: empty cells come back as NaN."""
+    return "" if isinstance(value, float) else str(value)
 
 
 def build_report(run: Run, rows: list[PolymorphTally], n_subcells: int, n_valid: int, config: dict) -> dict[str, Any]:
@@ -347,6 +391,7 @@ def build_report(run: Run, rows: list[PolymorphTally], n_subcells: int, n_valid:
         "potential": config["potential"]["used"],
         "preset": run.settings.preset,
         "seed": run.settings.seed,
-        "reference_volume": asdict(reference_volume(run.formula)),
+        "reference_volume": asdict(reference_volume(run.formula, run.references())),
+        "known_polymorphs": {"sources": list(run.settings.databases), "names": [p.name for p in run.references()]},
         "timings": dict(run.timings),
     }

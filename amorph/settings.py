@@ -63,6 +63,7 @@ class RunSettings:
     potential: str = "auto"
     device: str = "auto"
     seed: int = 0
+    databases: tuple[str, ...] = ("builtin", "prototypes")  # --db sources of known polymorphs, in merge order
     packing: PackingSettings = field(default_factory=PackingSettings)
     melt_quench: MeltQuenchSettings = field(default_factory=MeltQuenchSettings)
     subcells: SubcellSettings = field(default_factory=SubcellSettings)
@@ -79,6 +80,7 @@ class RunSettings:
             potential=data["potential"],
             device=data["device"],
             seed=data["seed"],
+            databases=tuple(data.get("databases", ("builtin", "prototypes"))),
             packing=PackingSettings(**data["packing"]),
             melt_quench=MeltQuenchSettings(**data["melt_quench"]),
             subcells=SubcellSettings(**data["subcells"]),

@@ -10,7 +10,7 @@ from ase import Atoms
 from amorph.composition import Formula, number_of_atoms, volume_per_atom_from_radii
 from amorph.packing import random_packing
 from amorph.settings import PackingSettings
-from matching.database import ground_state
+from matching.polymorph import Polymorph
 
 
 @dataclass(frozen=True)
@@ -21,18 +21,20 @@ class ReferenceVolume:
     source: str
 
 
-def reference_volume(formula: Formula) -> ReferenceVolume:
-    """The ambient ground-state polymorph's volume when the database knows one, else a radii estimate."""
-    reference = ground_state(formula.reduced)
+def reference_volume(formula: Formula, polymorphs: list[Polymorph]) -> ReferenceVolume:
+    """The ground-state polymorph's volume when a source marks one, else a radii estimate."""
+    reference = next((p for p in polymorphs if p.ground_state), None)
     if reference is not None:
         s = reference.structure
-        return ReferenceVolume(s.volume / len(s), f"{reference.name} (built-in database)")
+        return ReferenceVolume(s.volume / len(s), f"{reference.name} ({reference.origin})")
     return ReferenceVolume(volume_per_atom_from_radii(formula), "estimate from covalent radii")
 
 
-def start_structure(formula: Formula, settings: PackingSettings, rng: np.random.Generator) -> tuple[Atoms, ReferenceVolume]:
+def start_structure(
+    formula: Formula, settings: PackingSettings, rng: np.random.Generator, polymorphs: list[Polymorph]
+) -> tuple[Atoms, ReferenceVolume]:
     """Random cubic cell of ~target_atoms atoms at volume_factor x the reference crystal volume."""
     n_atoms = number_of_atoms(formula, settings.target_atoms)
-    reference = reference_volume(formula)
+    reference = reference_volume(formula, polymorphs)
     atoms = random_packing(formula, n_atoms, settings.volume_factor * reference.per_atom * n_atoms, rng)
     return atoms, reference

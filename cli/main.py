@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
 from amorph.errors import AmorphError
+from cli import db as db_commands
 
 app = typer.Typer(
     name="amorph",
@@ -25,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(db_commands.app, name="db")
 
 PANEL_MD = "Melt-quench MD"
 PANEL_SUB = "Subcells and relaxation"
@@ -44,6 +48,7 @@ def predict(
         Optional[str], typer.Option(help="smoke | quick | standard | paper. Default: quick without a GPU, standard with one.")
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (packing, MD, subcell sampling).")] = 0,
+    db: db_commands.DbOption = None,
     atoms: Annotated[Optional[int], typer.Option(help="Target number of atoms in the amorphous cell.", rich_help_panel=PANEL_MD)] = None,
     t_high: Annotated[Optional[float], typer.Option(help="Melt temperature, K.", rich_help_panel=PANEL_MD)] = None,
     t_low: Annotated[Optional[float], typer.Option(help="Quench temperature, K.", rich_help_panel=PANEL_MD)] = None,
@@ -87,6 +92,8 @@ def predict(
     if preset is None:
         preset = "standard" if resolve_device(device) == "cuda" else "quick"
     settings = preset_settings(formula, preset, potential=potential, device=device, seed=seed)
+    if db:
+        settings = replace(settings, databases=tuple(db))
     settings = override(settings, "packing", target_atoms=atoms)
     settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep)
     settings = override(
@@ -127,9 +134,11 @@ def compare(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     fmax: Annotated[float, typer.Option(help="Relaxation force tolerance, eV/A.")] = 0.02,
     out: Annotated[Optional[Path], typer.Option(help="Where compare.csv/json go (formula mode).")] = None,
+    db: db_commands.DbOption = None,
 ) -> None:
     """Energies of the known polymorphs under the potential, beside a run's shares when given a run."""
     from amorph.compare import compare_run, polymorph_energies
+    from matching.sources import DEFAULT_SOURCES
     from cli.render import RichProgress, compare_table, stdout
     from results import rundir as files
     from results.rundir import RunDir
@@ -147,7 +156,8 @@ def compare(
         if as_run:
             rows, used = compare_run(Path(target), device, progress)
         else:
-            rows, used = polymorph_energies(target, potential, device, fmax=fmax, progress=progress)
+            sources = tuple(db) if db else DEFAULT_SOURCES
+            rows, used = polymorph_energies(target, potential, device, fmax=fmax, progress=progress, sources=sources)
     dest.create()
     dest.write_csv(files.COMPARE_CSV, pd.DataFrame(rows))
     dest.write_json(files.COMPARE_JSON, {"target": target, "potential": used, "polymorphs": rows})
@@ -157,6 +167,14 @@ def compare(
 
 def main() -> None:
     """Console entry point: every user error is one line on stderr and exit code 2."""
+    # Libraries (chgnet, matgl, pymatgen, torch) warn about their own internals on every call; a user
+    # reading the terminal cannot act on those. `python -W` or PYTHONWARNINGS still shows them.
+    if not sys.warnoptions:
+        import warnings
+
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
     try:
         app(standalone_mode=False)
     except AmorphError as err:

@@ -70,6 +70,20 @@ def prediction_line(report: dict[str, Any]) -> str:
     )
 
 
+def unknown_description(row: dict[str, Any]) -> str:
+    """'unknown-1 (TiO2, AB2_oP12_60; nearest brookite)': never just 'unknown'."""
+    parts = [row["formula"]]
+    if row.get("structure_type"):
+        parts.append(row["structure_type"])
+    text = f"{row['name']} ({', '.join(parts)}"
+    if row.get("closest_known"):
+        text += f"; nearest {row['closest_known']}, d={row['fingerprint_distance']:.2f}"
+    return text + ")"
+
+
+MAX_UNKNOWN_ROWS = 8  # the terminal shows the commonest unknowns; polymorphs.csv has them all
+
+
 def polymorph_table(report: dict[str, Any]) -> Table:
     table = Table(title=f"What {report['n_valid']} valid subcells of {report['n_subcells']} became ({report['potential']})")
     for col, justify in [
@@ -81,8 +95,14 @@ def polymorph_table(report: dict[str, Any]) -> Table:
         ("median E (eV/atom)", "right"),
     ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    shown_unknowns, hidden, hidden_count = 0, 0, 0
     for row in report["polymorphs"]:
-        name = row["name"] if row["known"] else f"[dim]{row['name']} ({row['formula']})[/dim]"
+        if not row["known"]:
+            if shown_unknowns >= MAX_UNKNOWN_ROWS:
+                hidden, hidden_count = hidden + 1, hidden_count + row["count"]
+                continue
+            shown_unknowns += 1
+        name = row["name"] if row["known"] else f"[dim]{unknown_description(row)}[/dim]"
         table.add_row(
             name,
             f"{row['spacegroup_symbol']} ({row['spacegroup_number']})",
@@ -91,6 +111,9 @@ def polymorph_table(report: dict[str, Any]) -> Table:
             f"{row['lowest_energy_per_atom']:.4f}",
             f"{row['median_energy_per_atom']:.4f}",
         )
+    if hidden:
+        share = hidden_count / max(1, report["n_valid"])
+        table.add_row(f"[dim]{hidden} more unknown products (polymorphs.csv)[/dim]", "", str(hidden_count), f"{100 * share:.1f}%", "", "")
     return table
 
 

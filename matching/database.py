@@ -17,20 +17,23 @@ fine until it silently fails to match anything:
 * the setting symbol must belong to the recorded space-group number (except ``P1`` full cells,
   whose recorded number is checked against spglib by the test-suite);
 * the built composition must reduce to the file's formula, with no two atoms closer than 0.5 A;
-* names are unique within a formula and exactly one entry is the ground state.
+* names are unique within a formula and exactly one entry is the ground state;
+* ``close_to`` (entries related by a small displacive distortion, which the product matcher cannot
+  tell apart, so identification separates them by space group) names other entries of the same file.
 """
 
 from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
 from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.symmetry.groups import SpaceGroup
+
+from matching.polymorph import Polymorph
 
 __all__ = ["Polymorph", "ground_state", "known_formulas", "known_polymorphs", "reduced_formula"]
 
@@ -44,29 +47,6 @@ _SNAP_DENOMINATOR = 24
 _SNAP_TOL = 1e-5
 # Generated atoms closer than this (A) mean duplicated sites, i.e. a broken entry.
 _MIN_SEPARATION = 0.5
-
-
-@dataclass(frozen=True)
-class Polymorph:
-    """One known polymorph: metadata plus the structure generated from the published description.
-
-    ``structure`` is shared between callers (the loader is cached): copy it before modifying it.
-    """
-
-    formula: str  # reduced formula, pymatgen style
-    name: str  # common name, lowercase, unique within the formula
-    mineral: str  # mineral name, "" when there is none
-    spacegroup_symbol: str  # Hermann-Mauguin symbol as spglib reports it
-    spacegroup_number: int
-    structure: Structure  # conventional cell as generated from the data
-    source: str  # citation of the crystallographic data
-    ground_state: bool  # the ambient-pressure ground state of the formula
-    approximant: bool  # an ordered approximant of a disordered phase (see note)
-    note: str  # anything a scientist should know about the entry
-
-    def __hash__(self) -> int:
-        """Hash by identity in the database (Structure itself is unhashable), so entries can key dicts/sets."""
-        return hash((self.formula, self.name))
 
 
 def reduced_formula(formula: str) -> str:
@@ -138,6 +118,10 @@ def _load(formula: str) -> tuple[Polymorph, ...]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"{where}: duplicate polymorph names {duplicates}")
+    for p in polymorphs:
+        strangers = sorted(set(p.close_to) - set(names) | ({p.name} & set(p.close_to)))
+        if strangers:
+            raise ValueError(f"{where}, entry {p.name!r}: close_to names no other entry of the file: {strangers}")
     n_ground = sum(p.ground_state for p in polymorphs)
     if n_ground != 1:
         raise ValueError(f"{where}: {n_ground} entries have ground_state = true; exactly one must")
@@ -199,6 +183,7 @@ def _build_entry(formula: str, entry: dict[str, Any], where: str) -> Polymorph:
         ground_state=bool(entry.get("ground_state", False)),
         approximant=bool(entry.get("approximant", False)),
         note=str(entry.get("note", "")),
+        close_to=tuple(str(other) for other in entry.get("close_to", ())),
     )
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from matching.database import Polymorph
+from matching.fingerprint import fingerprint, fingerprint_distance
+from matching.matcher import make_matcher
+from matching.polymorph import Polymorph
+from matching.prototypes import structure_type
 from matching.symmetry import Symmetry
-
-
-def make_matcher() -> StructureMatcher:
-    """The one matcher used everywhere: pymatgen defaults, volume scaling and supercells allowed."""
-    return StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True, attempt_supercell=True)
 
 
 @dataclass(frozen=True)
@@ -33,12 +30,19 @@ class Product:
 
 @dataclass(frozen=True)
 class Identity:
-    """What a product is: a known polymorph's name, or 'unknown-K' for the K-th distinct unknown."""
+    """What a product is: a known polymorph's name, or 'unknown-K' for the K-th distinct unknown.
+
+    An unknown is never only "unknown": it carries a structure-type label and the known polymorph
+    of its formula whose fingerprint is closest (see matching.prototypes, matching.fingerprint).
+    """
 
     label: str
     known: bool
     spacegroup_symbol: str
     spacegroup_number: int
+    structure_type: str = ""
+    closest_known: str = ""
+    closest_distance: float = float("nan")
 
 
 def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, Identity]:
@@ -75,8 +79,26 @@ def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, 
                 labels[product.subcell_id] = Identity(match.name, True, match.spacegroup_symbol, match.spacegroup_number)
     # unknown-1 is the most frequent unknown product (ties: lower energy)
     unknown_groups.sort(key=lambda rg: (-len(rg[1]), rg[0].energy_per_atom))
+    prints: dict[str, list[tuple[str, object]]] = {}
     for k, (representative, group) in enumerate(unknown_groups, start=1):
         sym = representative.symmetry
+        closest, distance = _closest_known(representative, by_formula.get(representative.reduced_formula, []), prints)
+        identity = Identity(
+            f"unknown-{k}", False, sym.symbol, sym.number, structure_type(representative.structure), closest, distance
+        )
         for product in group:
-            labels[product.subcell_id] = Identity(f"unknown-{k}", False, sym.symbol, sym.number)
+            labels[product.subcell_id] = identity
     return labels
+
+
+def _closest_known(product: Product, polymorphs: list[Polymorph], cache: dict) -> tuple[str, float]:
+    """The known polymorph of the product's formula with the nearest structural fingerprint."""
+    if not polymorphs:
+        return "", float("nan")
+    formula = product.reduced_formula
+    elements = sorted(el.symbol for el in product.structure.composition.elements)
+    if formula not in cache:
+        cache[formula] = [(p.name, fingerprint(p.structure, elements)) for p in polymorphs]
+    mine = fingerprint(product.structure, elements)
+    name, distance = min(((n, fingerprint_distance(mine, f)) for n, f in cache[formula]), key=lambda nd: nd[1])
+    return name, distance

@@ -34,9 +34,13 @@ class PolymorphTally:
     lowest_energy_per_atom: float
     median_energy_per_atom: float
     lowest_energy_subcell: int
+    structure_type: str = ""  # unknown products: prototype or AFLOW-style label
+    closest_known: str = ""  # unknown products: known polymorph with the nearest fingerprint
+    fingerprint_distance: float = float("nan")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: a missing number is null, not NaN (which strict JSON readers refuse)."""
+        return {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(self).items()}
 
 
 def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
@@ -62,6 +66,9 @@ def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
                 lowest_energy_per_atom=float(energies.min()),
                 median_energy_per_atom=float(np.median(energies)),
                 lowest_energy_subcell=lowest.subcell_id,
+                structure_type=identity.structure_type,
+                closest_known=identity.closest_known,
+                fingerprint_distance=identity.closest_distance,
             )
         )
     return sorted(rows, key=lambda r: (-r.count, r.lowest_energy_per_atom))

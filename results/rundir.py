@@ -21,6 +21,7 @@ from ase.io import read, write
 from amorph.errors import AmorphError
 
 CONFIG = "config.json"
+KNOWN_POLYMORPHS = "known_polymorphs.json"
 START = "start.extxyz"
 MELT_QUENCH_LOG = "melt_quench.csv"
 AMORPHOUS_CIF = "amorphous.cif"
