@@ -15,7 +15,7 @@ first stage whose output is missing.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,22 @@ from matching.polymorph import Polymorph
 from matching.sources import gather
 from matching.identify import Identity, Product, identify
 from matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
-from matching.symmetry import find_symmetry, primitive_size
+from matching.statistics import separation, share_intervals
+from matching.symmetry import Symmetry, find_symmetry, primitive_size
 from md.potentials import LoadedPotential, load_potential
-from md.relax import invalid_reason, relax
+from md.batched_md import replica_rngs, run_replicas
+from md.batched_relax import relax_many
+from md.evaluators import make_evaluator
+from md.relax import RelaxResult, invalid_reason
 from motifs.subcells import extract_subcells
 from results import provenance
 from results import rundir as files
 from results.rundir import RunDir
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
-STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS = 1, 2, 3
+STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP = 1, 2, 3, 4
+# --max-subcells auto: relax in about this many rounds, of at least this many subcells each
+ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND = 20, 16
 
 
 @dataclass
@@ -160,26 +166,46 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
 
 
 def build_start_structure(run: Run, progress: ProgressSink) -> None:
-    """Step 1: random packing in a cubic cell at 1.15x the reference crystal volume."""
-    progress.start("Packing random cell", 1)
-    atoms, reference = start_structure(run.formula, run.settings.packing, run.rng(STREAM_PACKING), run.references())
-    atoms.info["reference_volume_per_atom"] = reference.per_atom
-    atoms.info["reference_volume_source"] = reference.source
-    run.out.write_atoms(files.START, atoms, "extxyz")
-    progress.advance()
+    """Step 1: random packing in a cubic cell at 1.15x the reference crystal volume (one per replica)."""
+    replicas = run.settings.melt_quench.replicas
+    progress.start("Packing random cell" + ("s" if replicas > 1 else ""), replicas)
+    frames = []
+    for k, rng in enumerate(replica_rngs(run.settings.seed, STREAM_PACKING, replicas)):
+        atoms, reference = start_structure(run.formula, run.settings.packing, rng, run.references())
+        atoms.info.update(replica=k, reference_volume_per_atom=reference.per_atom, reference_volume_source=reference.source)
+        frames.append(atoms)
+        progress.advance()
+    run.out.write_atoms(files.START, frames, "extxyz")
     progress.finish()
 
 
 def run_melt_quench(run: Run, progress: ProgressSink) -> None:
-    """Step 2: hold hot, ramp down, hold cold (NVT)."""
-    start = run.out.read_atoms(files.START)[0]
+    """Step 2: hold hot, ramp down, hold cold (NVT); several replicas share one batched force call per step."""
+    starts = run.out.read_atoms(files.START)
     mq = run.settings.melt_quench
-    progress.start(f"Melt-quench {mq.t_high:.0f} K -> {mq.t_low:.0f} K ({len(start)} atoms)", 3 * mq.steps_per_stage)
-    amorphous, log = melt_quench(start, run.potential, mq, run.rng(STREAM_MD), on_step=lambda _: progress.advance())
+    progress.start(
+        f"Melt-quench {mq.t_high:.0f} K -> {mq.t_low:.0f} K ({len(starts[0])} atoms"
+        + (f", {len(starts)} replicas)" if len(starts) > 1 else ")"),
+        3 * mq.steps_per_stage * len(starts),
+    )
+    rngs = replica_rngs(run.settings.seed, STREAM_MD, len(starts))
+
+    def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list]:
+        return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance())
+
+    if len(starts) > 1 and run.settings.relax.engine == "batched":
+        outcomes = run_replicas(starts, run.potential, make_evaluator(run.potential), one)
+    else:
+        outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]
     progress.finish()
-    run.out.write_csv(files.MELT_QUENCH_LOG, pd.DataFrame([asdict(row) for row in log]))
-    run.out.write_atoms(files.AMORPHOUS_CIF, amorphous, "cif")
-    run.out.write_atoms(files.AMORPHOUS_XYZ, amorphous, "extxyz")
+    rows, frames = [], []
+    for k, (amorphous, log) in enumerate(outcomes):  # type: ignore[misc]
+        rows += [{"replica": k} | asdict(row) for row in log]
+        amorphous.info["replica"] = k
+        frames.append(amorphous)
+    run.out.write_csv(files.MELT_QUENCH_LOG, pd.DataFrame(rows))
+    run.out.write_atoms(files.AMORPHOUS_CIF, frames, "cif")
+    run.out.write_atoms(files.AMORPHOUS_XYZ, frames, "extxyz")
 
 
 def polymorph_primitive_sizes(polymorphs: list[Polymorph]) -> list[int] | None:
@@ -190,84 +216,124 @@ def polymorph_primitive_sizes(polymorphs: list[Polymorph]) -> list[int] | None:
 
 
 def cut_subcells(run: Run, progress: ProgressSink) -> None:
-    """Step 3: orthorhombic subcells on the fractional grid, filtered and sampled."""
-    amorphous = run.out.read_atoms(files.AMORPHOUS_XYZ)[0]
+    """Step 3: orthorhombic subcells on the fractional grid, filtered and sampled (pooled over replicas)."""
+    replicas = run.out.read_atoms(files.AMORPHOUS_XYZ)
     sc = run.settings.subcells
-    progress.start("Cutting subcells", 1)
+    progress.start("Cutting subcells", len(replicas))
     sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.references())
-    subcells, census = extract_subcells(
-        amorphous,
-        run.formula,
-        d_frac=sc.d_frac,
-        n_min=sc.n_min,
-        n_max=sc.n_max,
-        max_subcells=sc.max_subcells,
-        rng=run.rng(STREAM_SUBCELLS),
-        sizes=sizes,
-        any_composition=sc.any_composition,
-    )
-    progress.advance()
+    budget = -(-sc.max_subcells // len(replicas))  # the budget is shared evenly between replicas
+    frames, censuses = [], []
+    rngs = replica_rngs(run.settings.seed, STREAM_SUBCELLS, len(replicas))
+    for k, amorphous in enumerate(replicas):
+        subcells, census = extract_subcells(
+            amorphous,
+            run.formula,
+            d_frac=sc.d_frac,
+            n_min=sc.n_min,
+            n_max=sc.n_max,
+            max_subcells=budget,
+            rng=rngs[k],
+            sizes=sizes,
+            any_composition=sc.any_composition,
+        )
+        censuses.append(census)
+        for sub in subcells:
+            atoms = sub.atoms.copy()
+            atoms.info.update(
+                subcell_id=len(frames),
+                replica=k,
+                lower=" ".join(f"{v:.4f}" for v in sub.lower),
+                upper=" ".join(f"{v:.4f}" for v in sub.upper),
+                source_indices=" ".join(map(str, sub.indices)),
+            )
+            frames.append(atoms)
+        progress.advance()
     progress.finish()
+    total = {key: sum(getattr(c, key) for c in censuses) for key in asdict(censuses[0])}
     progress.note(
-        f"subcells: {census.boxes} boxes, {census.allowed} of allowed size and composition, "
-        f"{census.distinct} distinct, {census.selected} selected"
+        f"subcells: {total['boxes']} boxes, {total['allowed']} of allowed size and composition, "
+        f"{total['distinct']} distinct, {len(frames)} selected"
         + (f" (sizes divisible by {', '.join(map(str, sizes))})" if sizes else "")
+        + (f" from {len(replicas)} replicas" if len(replicas) > 1 else "")
     )
-    if not subcells:
+    if not frames:
         raise AmorphError(
             f"no subcell of {sc.n_min}-{sc.n_max} atoms with the composition of {run.formula.reduced}; "
             "widen --n-min/--n-max or --d-frac"
         )
-    frames = []
-    for sub in subcells:
-        atoms = sub.atoms.copy()
-        atoms.info.update(
-            subcell_id=sub.id,
-            lower=" ".join(f"{v:.4f}" for v in sub.lower),
-            upper=" ".join(f"{v:.4f}" for v in sub.upper),
-            source_indices=" ".join(map(str, sub.indices)),
-        )
-        frames.append(atoms)
     run.out.write_atoms(files.SUBCELLS_INITIAL, frames, "extxyz")
-    census_info = asdict(census) | {"allowed_sizes": sizes}
+    census_info = total | {"allowed_sizes": sizes, "per_replica": [asdict(c) for c in censuses]}
     run.out.write_json("subcell_census.json", census_info)
 
 
 def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
-    """Step 4: relax every subcell (atoms and cell); judge each result, keeping invalid ones."""
+    """Step 4: relax the subcells (atoms and cell); judge each result, keeping invalid ones.
+
+    With --max-subcells auto the subcells are relaxed in rounds (in their sampled order) and relaxing
+    stops once the leading known polymorph is ahead of the runner-up at 95% confidence, or when the
+    subcells run out; sampling.json records every round.
+    """
     subcells = run.out.read_atoms(files.SUBCELLS_INITIAL)
-    amorphous = run.out.read_atoms(files.AMORPHOUS_XYZ)[0]
-    rx = run.settings.relax
-    calculator = run.potential.make_calculator()
-    amorphous.calc = calculator
-    floor = amorphous.get_potential_energy() / len(amorphous) - rx.energy_drop_limit
-    progress.start(f"Relaxing {len(subcells)} subcells", len(subcells))
-    relaxed_frames = []
-    for initial in subcells:
-        result = relax(initial, calculator, rx.fmax, rx.max_steps)
-        reason = invalid_reason(result, initial.get_volume(), rx.fusion_distance, floor)
-        final = result.atoms.copy()
-        final.calc = None
-        final.info = dict(initial.info)
-        final.info.update(
-            initial_energy=result.initial_energy,
-            final_energy=result.final_energy,
-            relax_steps=result.steps,
-            converged=result.converged,
-            valid=not reason,
-            reason=reason or "ok",
-        )
-        relaxed_frames.append(final)
-        progress.advance()
+    replicas = run.out.read_atoms(files.AMORPHOUS_XYZ)
+    rx, sc = run.settings.relax, run.settings.subcells
+    evaluator = make_evaluator(run.potential, batched=rx.engine == "batched")
+    lowest = min(e.energy / len(a) for a, e in zip(replicas, evaluator.evaluate(replicas)))
+    floor = lowest - rx.energy_drop_limit
+    progress.start(f"Relaxing {len(subcells)} subcells" + (" (stops when the answer is clear)" if sc.adaptive else ""), len(subcells))
+    round_size = len(subcells) if not sc.adaptive else max(ADAPTIVE_MIN_ROUND, len(subcells) // ADAPTIVE_ROUNDS)
+    relaxed_frames: list[Atoms] = []
+    rounds = []
+    rng = run.rng(STREAM_BOOTSTRAP)
+    for start in range(0, len(subcells), round_size):
+        batch = subcells[start : start + round_size]
+        results = relax_many(batch, evaluator, rx.fmax, rx.max_steps, on_done=lambda _index, _result: progress.advance())
+        relaxed_frames += [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
+        if not sc.adaptive:
+            continue
+        labels, _ = name_products(relaxed_frames, run.references())
+        valid = [f for f in relaxed_frames if f.info["valid"]]
+        known = {p.name for p in run.references()}
+        sep = separation([labels[f.info["subcell_id"]].label for f in valid], known, [f.info["replica"] for f in valid], rng)
+        rounds.append({"relaxed": len(relaxed_frames), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
+        if sep.separated and len(relaxed_frames) >= 2 * round_size:
+            progress.note(
+                f"stopping after {len(relaxed_frames)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
+                f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
+            )
+            break
     progress.finish()
+    if sc.adaptive:
+        stopped = "separated" if rounds and rounds[-1]["separated"] and len(relaxed_frames) < len(subcells) else "budget"
+        run.out.write_json(
+            files.SAMPLING,
+            {"mode": "auto", "budget": len(subcells), "relaxed": len(relaxed_frames), "stopped": stopped, "rounds": rounds},
+        )
     run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed_frames, "extxyz")
 
 
-def identify_products(run: Run, progress: ProgressSink) -> None:
-    """Step 5: space group of every valid product and its match among the known polymorphs."""
-    relaxed = run.out.read_atoms(files.SUBCELLS_RELAXED)
+def _judged(initial: Atoms, result: RelaxResult, fusion_distance: float, floor: float) -> Atoms:
+    """The relaxed cell with the subcell's record and the verdict on whether to trust it."""
+    reason = invalid_reason(result, initial.get_volume(), fusion_distance, floor)
+    final = result.atoms.copy()
+    final.calc = None
+    final.info = dict(initial.info)
+    final.info.setdefault("replica", 0)
+    final.info.update(
+        initial_energy=result.initial_energy,
+        final_energy=result.final_energy,
+        relax_steps=result.steps,
+        converged=result.converged,
+        valid=not reason,
+        reason=reason or "ok",
+    )
+    return final
+
+
+def name_products(
+    relaxed: list[Atoms], references: list[Polymorph], progress: ProgressSink | None = None
+) -> tuple[dict[int, Identity], dict[int, Symmetry]]:
+    """Space group and name of every valid relaxed subcell, keyed by subcell id."""
     adaptor = AseAtomsAdaptor()
-    progress.start("Identifying products", len(relaxed) + 1)
     products, symmetries = [], {}
     for atoms in relaxed:
         if atoms.info["valid"]:
@@ -275,8 +341,16 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
             sym = find_symmetry(structure)
             symmetries[atoms.info["subcell_id"]] = sym
             products.append(Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), sym))
-        progress.advance()
-    labels = identify(products, run.references())
+        if progress is not None:
+            progress.advance()
+    return identify(products, references), symmetries
+
+
+def identify_products(run: Run, progress: ProgressSink) -> None:
+    """Step 5: space group of every valid product and its match among the known polymorphs."""
+    relaxed = run.out.read_atoms(files.SUBCELLS_RELAXED)
+    progress.start("Identifying products", len(relaxed) + 1)
+    labels, symmetries = name_products(relaxed, run.references(), progress)
     progress.advance()
     progress.finish()
 
@@ -288,6 +362,7 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
         rows.append(
             {
                 "id": sid,
+                "replica": int(info.get("replica", 0)),
                 "n_atoms": n,
                 "formula": atoms.get_chemical_formula(mode="metal"),
                 "lower": info["lower"],
@@ -343,7 +418,8 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
                 float(r.fingerprint_distance),
             )
         outcomes.append(Outcome(int(r.id), identity, float(r.final_energy_per_atom), parse_formula(r.formula).reduced))
-    rows = tally(outcomes)
+    intervals = share_intervals(list(valid["match"]), list(valid["replica"]), run.rng(STREAM_BOOTSTRAP))
+    rows = [replace(r, share_ci_low=intervals[r.name][0], share_ci_high=intervals[r.name][1]) for r in tally(outcomes)]
     run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([r.to_dict() for r in rows]))
     config = run.out.read_json(files.CONFIG)
     report = build_report(run, rows, n_subcells=len(table), n_valid=len(valid), config=config)
@@ -366,6 +442,7 @@ def build_report(run: Run, rows: list[PolymorphTally], n_subcells: int, n_valid:
             "spacegroup_number": winner.spacegroup_number,
             "count": winner.count,
             "share": winner.share,
+            "share_ci95": [winner.share_ci_low, winner.share_ci_high],
         }
     else:
         prediction = {
@@ -388,6 +465,8 @@ def build_report(run: Run, rows: list[PolymorphTally], n_subcells: int, n_valid:
         "polymorphs": [r.to_dict() for r in rows],
         "n_subcells": n_subcells,
         "n_valid": n_valid,
+        "replicas": run.settings.melt_quench.replicas,
+        "sampling": run.out.read_json(files.SAMPLING) if run.out.has(files.SAMPLING) else {"mode": "fixed", "relaxed": n_subcells},
         "potential": config["potential"]["used"],
         "preset": run.settings.preset,
         "seed": run.settings.seed,

@@ -30,6 +30,7 @@ class MeltQuenchSettings:
     steps_per_stage: int = 2500  # three stages: hold, ramp, hold
     timestep: float = 2.0  # fs
     friction: float = 0.01  # Langevin friction, 1/fs (relaxation time 100 fs)
+    replicas: int = 1  # independent melt-quench trajectories, run as one batch; their subcells are pooled
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class SubcellSettings:
     d_frac: float = 0.1  # spacing of the fractional grid the subcell bounds sit on
     n_min: int = 2
     n_max: int = 24
-    max_subcells: int = 2000
+    max_subcells: int = 2000  # with adaptive: the most that may be relaxed
+    adaptive: bool = False  # --max-subcells auto: relax in rounds until the leader is clear at 95%
     any_composition: bool = False  # False: only whole multiples of the reduced formula
     all_sizes: bool = False  # False: only sizes that some known polymorph's primitive cell divides
 
@@ -52,6 +54,7 @@ class RelaxSettings:
     max_steps: int = 500
     fusion_distance: float = 1.5  # A; per pair min(this, 0.6 x sum of covalent radii)
     energy_drop_limit: float = 2.0  # eV/atom below the amorphous cell: beyond this the potential failed
+    engine: str = "batched"  # batched: many cells per forward pass (matgl, CHGNet); sequential: one ASE call per cell
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ def validate(settings: RunSettings) -> None:
     positive("--t-high", mq.t_high)
     positive("--t-low", mq.t_low)
     positive("--timestep", mq.timestep)
+    positive("--replicas", mq.replicas)
     positive("friction", mq.friction)
     positive("--fmax", rx.fmax)
     positive("--n-min", sc.n_min)
@@ -165,6 +169,8 @@ def validate(settings: RunSettings) -> None:
         raise AmorphError(f"--n-min ({sc.n_min}) must not exceed --n-max ({sc.n_max})")
     if p.target_atoms > 5000:
         raise AmorphError(f"--atoms {p.target_atoms} is beyond what this tool is meant for (<= 5000)")
+    if rx.engine not in ("batched", "sequential"):
+        raise AmorphError(f"--engine must be batched or sequential, got '{rx.engine}'")
     if settings.device not in ("auto", "cpu", "cuda"):
         raise AmorphError(f"--device must be auto, cpu or cuda, got '{settings.device}'")
     if settings.seed < 0:

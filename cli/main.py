@@ -39,6 +39,18 @@ def _default_out(kind: str) -> Path:
     return Path("amorph-runs") / f"{kind}-{stamp}"
 
 
+def _budget(text: str | None) -> tuple[bool | None, int | None]:
+    """--max-subcells: a whole number, or 'auto' (adaptive, with the preset's budget as the ceiling)."""
+    if text is None:
+        return None, None
+    if text.strip().lower() == "auto":
+        return True, None
+    try:
+        return None, int(text)
+    except ValueError:
+        raise AmorphError(f"--max-subcells must be a whole number or 'auto', got '{text}'") from None
+
+
 @app.command()
 def predict(
     formula: Annotated[str, typer.Argument(help="Chemical formula, e.g. TiO2.")],
@@ -56,16 +68,32 @@ def predict(
         Optional[int], typer.Option(help="MD steps per stage (hold hot, ramp, hold cold).", rich_help_panel=PANEL_MD)
     ] = None,
     timestep: Annotated[Optional[float], typer.Option(help="MD time step, fs.", rich_help_panel=PANEL_MD)] = None,
+    replicas: Annotated[
+        Optional[int],
+        typer.Option(help="Independent melt-quench runs, batched together; subcells pooled.", rich_help_panel=PANEL_MD),
+    ] = None,
     d_frac: Annotated[
         Optional[float], typer.Option(help="Fractional grid spacing of subcell bounds, in (0, 1).", rich_help_panel=PANEL_SUB)
     ] = None,
     n_min: Annotated[Optional[int], typer.Option(help="Fewest atoms in a subcell.", rich_help_panel=PANEL_SUB)] = None,
     n_max: Annotated[Optional[int], typer.Option(help="Most atoms in a subcell.", rich_help_panel=PANEL_SUB)] = None,
     max_subcells: Annotated[
-        Optional[int], typer.Option(help="Budget: subcells relaxed (random sample if more).", rich_help_panel=PANEL_SUB)
+        Optional[str],
+        typer.Option(
+            help="Budget: subcells relaxed (random sample if more), or 'auto': relax in rounds until the leading "
+            "polymorph is ahead at 95% confidence (at most the preset's budget).",
+            rich_help_panel=PANEL_SUB,
+        ),
     ] = None,
     fmax: Annotated[Optional[float], typer.Option(help="Relaxation force tolerance, eV/A.", rich_help_panel=PANEL_SUB)] = None,
     relax_steps: Annotated[Optional[int], typer.Option(help="Most FIRE steps per subcell.", rich_help_panel=PANEL_SUB)] = None,
+    engine: Annotated[
+        Optional[str],
+        typer.Option(
+            help="batched: many subcells per forward pass (matgl, CHGNet); sequential: one ASE call per subcell.",
+            rich_help_panel=PANEL_SUB,
+        ),
+    ] = None,
     any_composition: Annotated[
         bool, typer.Option(help="Keep subcells of any composition, not only multiples of the formula.", rich_help_panel=PANEL_SUB)
     ] = False,
@@ -95,18 +123,20 @@ def predict(
     if db:
         settings = replace(settings, databases=tuple(db))
     settings = override(settings, "packing", target_atoms=atoms)
-    settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep)
+    settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas)
+    adaptive, budget = _budget(max_subcells)
     settings = override(
         settings,
         "subcells",
         d_frac=d_frac,
         n_min=n_min,
         n_max=n_max,
-        max_subcells=max_subcells,
+        max_subcells=budget,
+        adaptive=adaptive,
         any_composition=any_composition or None,
         all_sizes=all_sizes or None,
     )
-    settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps)
+    settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps, engine=engine)
     run_dir = out or _default_out(formula.strip())
     run = prepare(settings, run_dir, resume=resume)
 

@@ -66,7 +66,9 @@ def prediction_line(report: dict[str, Any]) -> str:
     return (
         f"{report['formula']}: first to nucleate: {pred['polymorph']} ({pred['spacegroup_symbol']}, "
         f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
-        f"({100 * pred['share']:.0f}%)"
+        f"({100 * pred['share']:.0f}%"
+        + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
+        + ")"
     )
 
 
@@ -81,6 +83,12 @@ def unknown_description(row: dict[str, Any]) -> str:
     return text + ")"
 
 
+def _share(row: dict[str, Any]) -> str:
+    low, high = row.get("share_ci_low"), row.get("share_ci_high")
+    text = f"{100 * row['share']:.1f}%"
+    return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"
+
+
 MAX_UNKNOWN_ROWS = 8  # the terminal shows the commonest unknowns; polymorphs.csv has them all
 
 
@@ -90,7 +98,7 @@ def polymorph_table(report: dict[str, Any]) -> Table:
         ("product", "left"),
         ("space group", "left"),
         ("count", "right"),
-        ("share", "right"),
+        ("share [95% CI]", "right"),
         ("lowest E (eV/atom)", "right"),
         ("median E (eV/atom)", "right"),
     ]:
@@ -107,7 +115,7 @@ def polymorph_table(report: dict[str, Any]) -> Table:
             name,
             f"{row['spacegroup_symbol']} ({row['spacegroup_number']})",
             str(row["count"]),
-            f"{100 * row['share']:.1f}%",
+            _share(row),
             f"{row['lowest_energy_per_atom']:.4f}",
             f"{row['median_energy_per_atom']:.4f}",
         )

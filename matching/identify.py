@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from matching.fingerprint import fingerprint, fingerprint_distance
@@ -45,12 +46,19 @@ class Identity:
     closest_distance: float = float("nan")
 
 
+# Two products whose fingerprints differ by more than this are never the same structure, so the (much
+# slower) StructureMatcher is not asked. Generous: a 3% strain and 0.05 A rattle stay well below it.
+FINGERPRINT_GATE = 0.2
+
+
 def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, Identity]:
     """Label every product. Returns subcell_id -> Identity.
 
-    To keep matching cheap, products are bucketed by reduced formula and space group, clustered
-    among themselves, and only the lowest-energy member of each cluster is compared with the
-    known polymorphs (same space group first). Unmatched clusters become numbered unknowns.
+    To keep matching cheap with thousands of products, products are bucketed by reduced formula and
+    space group and clustered among themselves (a fingerprint gate before each StructureMatcher call);
+    only the lowest-energy member of each cluster is compared with the known polymorphs. When several
+    known polymorphs fit (close pairs such as cubic and tetragonal BaTiO3), the one with the smallest
+    RMS displacement wins. Unmatched clusters become numbered unknowns.
     """
     matcher = make_matcher()
     buckets: dict[tuple[str, int], list[Product]] = defaultdict(list)
@@ -63,15 +71,10 @@ def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, 
 
     labels: dict[int, Identity] = {}
     unknown_groups: list[tuple[Product, list[Product]]] = []
-    for (formula, sg_number), members in sorted(buckets.items()):
-        structures = [p.structure for p in members]
-        clusters = matcher.group_structures(structures) if len(members) > 1 else [structures]
-        index_of = {id(s): k for k, s in enumerate(structures)}
-        for cluster in clusters:
-            group = sorted((members[index_of[id(s)]] for s in cluster), key=lambda p: p.energy_per_atom)
+    for (formula, _), members in sorted(buckets.items()):
+        for group in _clusters(members, matcher):
             representative = group[0]
-            candidates = sorted(by_formula.get(formula, []), key=lambda pm: pm.spacegroup_number != sg_number)
-            match = next((pm for pm in candidates if matcher.fit(pm.structure, representative.structure)), None)
+            match = best_match(representative.structure, by_formula.get(formula, []), matcher)
             if match is None:
                 unknown_groups.append((representative, group))
                 continue
@@ -84,11 +87,45 @@ def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, 
         sym = representative.symmetry
         closest, distance = _closest_known(representative, by_formula.get(representative.reduced_formula, []), prints)
         identity = Identity(
-            f"unknown-{k}", False, sym.symbol, sym.number, structure_type(representative.structure), closest, distance
+            f"unknown-{k}", False, sym.symbol, sym.number, structure_type(representative.structure, sym.number), closest, distance
         )
         for product in group:
             labels[product.subcell_id] = identity
     return labels
+
+
+def _clusters(members: list[Product], matcher: StructureMatcher) -> list[list[Product]]:
+    """Group products of one bucket that are the same structure; each group sorted by energy, lowest first.
+
+    Leader clustering, as pymatgen's group_structures does (each product is compared with the first member
+    of every group so far), but lowest energy first and with a fingerprint gate, so distinct products cost
+    a dot product instead of a StructureMatcher call.
+    """
+    ordered = sorted(members, key=lambda p: p.energy_per_atom)
+    if len(ordered) == 1:
+        return [ordered]
+    elements = sorted(el.symbol for el in ordered[0].structure.composition.elements)
+    prints = [fingerprint(p.structure, elements) for p in ordered]
+    groups: list[list[int]] = []
+    for i in range(len(ordered)):
+        for group in groups:
+            lead = group[0]
+            if fingerprint_distance(prints[i], prints[lead]) < FINGERPRINT_GATE and matcher.fit(
+                ordered[lead].structure, ordered[i].structure
+            ):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    return [[ordered[i] for i in group] for group in groups]
+
+
+def best_match(structure: Structure, candidates: list[Polymorph], matcher: StructureMatcher) -> Polymorph | None:
+    """The known polymorph the structure is, or None: among those that fit, the smallest RMS displacement."""
+    fits = [pm for pm in candidates if matcher.fit(pm.structure, structure)]
+    if len(fits) <= 1:
+        return fits[0] if fits else None
+    return min(fits, key=lambda pm: matcher.get_rms_dist(pm.structure, structure)[0])
 
 
 def _closest_known(product: Product, polymorphs: list[Polymorph], cache: dict) -> tuple[str, float]:

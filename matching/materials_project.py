@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from pymatgen.core import Structure
 
 from amorph.errors import AmorphError
+from amorph.network import tcp_reachable
 from matching.polymorph import Polymorph
 
 MP_HOST = "api.materialsproject.org"
@@ -50,13 +50,9 @@ def api_key() -> str | None:
         return None
 
 
-def host_reachable(host: str = MP_HOST, timeout: float = PROBE_TIMEOUT_S) -> bool:
+def host_reachable(host: str = MP_HOST, timeout: float = PROBE_TIMEOUT_S, port: int = 443) -> bool:
     """A TCP connection to the API host within the timeout."""
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return tcp_reachable(host, port, timeout)
 
 
 def fetch_with_mp_api(formula: str, key: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class Prototype:
     name: str  # mineral or Strukturbericht name ("rutile", "B1"), else the AFLOW label
     structure: Structure  # primitive cell, species as in the prototype compound
     anonymous_formula: str  # "AB2"
+    spacegroup_number: int
 
 
 def _type_name(tags: dict) -> str:
@@ -63,6 +64,7 @@ def library() -> tuple[Prototype, ...]:
                 name=_type_name(entry["tags"]),
                 structure=structure,
                 anonymous_formula=structure.composition.anonymized_formula,
+                spacegroup_number=int(str(entry["tags"]["aflow"]).split("_")[2]),
             )
         )
     return tuple(out)
@@ -136,14 +138,15 @@ def aflow_style_label(structure: Structure, symprec: float = 0.1) -> str:
     return f"{structure.composition.anonymized_formula}_{sga.get_pearson_symbol()}_{sga.get_space_group_number()}"
 
 
-def structure_type(structure: Structure) -> str:
-    """"<prototype>-type" when the structure matches a library prototype with species ignored, else its
-    AFLOW-style label. Matching uses the product matcher's tolerances."""
+def structure_type(structure: Structure, spacegroup_number: int) -> str:
+    """"<prototype>-type" when the structure matches a library prototype of its space group with species
+    ignored, else its AFLOW-style label. Only prototypes of the same stoichiometry and space group are
+    tried (the product's space group comes from the tolerance ladder), so naming stays cheap."""
     anonymous = structure.composition.anonymized_formula
     primitive = structure.get_primitive_structure()
     matcher = make_matcher()
     for proto in library():
-        if proto.anonymous_formula != anonymous or len(primitive) % len(proto.structure):
+        if proto.anonymous_formula != anonymous or proto.spacegroup_number != spacegroup_number:
             continue
         if matcher.fit_anonymous(proto.structure, primitive):
             return f"{proto.name}-type"

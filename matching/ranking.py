@@ -37,6 +37,8 @@ class PolymorphTally:
     structure_type: str = ""  # unknown products: prototype or AFLOW-style label
     closest_known: str = ""  # unknown products: known polymorph with the nearest fingerprint
     fingerprint_distance: float = float("nan")
+    share_ci_low: float = float("nan")  # 95% bootstrap interval of the share (matching.statistics)
+    share_ci_high: float = float("nan")
 
     def to_dict(self) -> dict:
         """JSON-ready: a missing number is null, not NaN (which strict JSON readers refuse)."""

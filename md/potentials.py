@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import io
 import os
-import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from ase.calculators.calculator import Calculator
 
 from amorph.errors import AmorphError
+from amorph.network import tcp_reachable
 
 # matgl's universal potential trained on MatPES (PBE); name as matgl's own examples give it
 # (matgl/ext/alchmtk.py in matgl 4.1.2 loads "TensorNet-MatPES-PBE-v2025.1-PES").
@@ -147,11 +147,7 @@ def hub_reachable(timeout: float = NETWORK_PROBE_SECONDS) -> bool:
         return False
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return tcp_reachable(host, 443, timeout)
 
 
 def _load_matgl(name: str, device: str) -> LoadedPotential:

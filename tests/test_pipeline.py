@@ -45,7 +45,7 @@ def test_smoke_run_writes_every_report(cu_smoke_run):
     assert sorted(p.stem for p in (out / "products").glob("*.cif")) == sorted(poly["name"])
 
     mq = pd.read_csv(out / "melt_quench.csv")
-    assert list(mq.columns) == ["step", "time_fs", "target_temperature", "temperature", "potential_energy"]
+    assert list(mq.columns) == ["replica", "step", "time_fs", "target_temperature", "temperature", "potential_energy"]
     assert mq["target_temperature"].iloc[0] == 2000 and mq["target_temperature"].iloc[-1] == 300
 
     config = json.loads((out / "config.json").read_text())

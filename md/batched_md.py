@@ -1,0 +1,109 @@
+"""Several melt-quench trajectories at once, with one batched force call per MD step for all of them.
+
+Each replica runs the ordinary ASE Langevin loop (md.dynamics) in its own thread, so every replica
+is integrated exactly as a single run would be. Their calculators meet at a barrier: when every
+running replica has asked for forces, the cells are evaluated in one batched pass and each thread
+gets its own answer. A replica that finishes leaves the barrier, so the others never wait for it.
+Only one thread at a time runs the model; the threads exist to keep the ASE integrators unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from md.evaluators import BatchEvaluator, Evaluation
+from md.potentials import LoadedPotential
+
+
+class BatchBarrier:
+    """Collects one cell per running replica, evaluates them together, hands out the results."""
+
+    def __init__(self, evaluator: BatchEvaluator, members: int):
+        self.evaluator = evaluator
+        self.members = members
+        self.condition = threading.Condition()
+        self.pending: dict[int, Atoms] = {}
+        self.done: dict[int, Evaluation | BaseException] = {}
+
+    def _run_batch_locked(self) -> None:
+        ids = sorted(self.pending)
+        try:
+            results: Sequence[Evaluation | BaseException] = self.evaluator.evaluate([self.pending[i] for i in ids])
+        except BaseException as err:  # every waiting replica gets the error
+            results = [err] * len(ids)
+        self.done.update(zip(ids, results))
+        self.pending.clear()
+        self.condition.notify_all()
+
+    def request(self, replica: int, atoms: Atoms) -> Evaluation:
+        with self.condition:
+            self.pending[replica] = atoms.copy()
+            if len(self.pending) >= self.members:
+                self._run_batch_locked()
+            while replica not in self.done:
+                self.condition.wait()
+            result = self.done.pop(replica)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def leave(self) -> None:
+        with self.condition:
+            self.members -= 1
+            if self.pending and len(self.pending) >= self.members:
+                self._run_batch_locked()
+
+
+class BarrierCalculator(Calculator):
+    """An ASE calculator whose every call goes through the shared batch barrier."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]  # noqa: RUF012
+
+    def __init__(self, barrier: BatchBarrier, replica: int):
+        super().__init__()
+        self.barrier = barrier
+        self.replica = replica
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):  # type: ignore[override]
+        super().calculate(atoms, properties, system_changes)
+        result = self.barrier.request(self.replica, self.atoms)
+        self.results = {
+            "energy": result.energy,
+            "free_energy": result.energy,
+            "forces": result.forces,
+            "stress": full_3x3_to_voigt_6_stress(result.stress),
+        }
+
+
+def run_replicas(
+    starts: Sequence[Atoms],
+    potential: LoadedPotential,
+    evaluator: BatchEvaluator,
+    run_one: Callable[[int, Atoms, LoadedPotential], object],
+) -> list[object]:
+    """Call run_one(k, start_k, potential_k) for every replica in its own thread, where potential_k's
+    calculators evaluate through one shared batch barrier. Results in replica order."""
+    barrier = BatchBarrier(evaluator, len(starts))
+
+    def worker(k: int) -> object:
+        mine = replace(potential, make_calculator=lambda: BarrierCalculator(barrier, k))
+        try:
+            return run_one(k, starts[k], mine)
+        finally:
+            barrier.leave()
+
+    with ThreadPoolExecutor(max_workers=max(1, len(starts))) as pool:
+        return list(pool.map(worker, range(len(starts))))
+
+
+def replica_rngs(seed: int, stream: int, replicas: int) -> list[np.random.Generator]:
+    """Independent random streams per replica; replica 0 keeps the single-run stream."""
+    return [np.random.default_rng([seed, stream] if k == 0 else [seed, stream, k]) for k in range(replicas)]
