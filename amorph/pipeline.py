@@ -41,7 +41,8 @@ from matching.symmetry import Symmetry, find_symmetry, primitive_size
 from md.potentials import LoadedPotential, load_potential
 from md.batched_md import replica_rngs, run_replicas
 from md.batched_relax import relax_many
-from md.evaluators import make_evaluator
+from md.evaluators import BatchEvaluator, make_evaluator
+from md.parallel_relax import relax_in_processes, worker_count
 from md.relax import RelaxResult, invalid_reason
 from motifs.subcells import extract_subcells
 from results import provenance
@@ -286,7 +287,7 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     rng = run.rng(STREAM_BOOTSTRAP)
     for start in range(0, len(subcells), round_size):
         batch = subcells[start : start + round_size]
-        results = relax_many(batch, evaluator, rx.fmax, rx.max_steps, on_done=lambda _index, _result: progress.advance())
+        results = _relax(run, batch, evaluator, progress)
         relaxed_frames += [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
         if not sc.adaptive:
             continue
@@ -309,6 +310,15 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
             {"mode": "auto", "budget": len(subcells), "relaxed": len(relaxed_frames), "stopped": stopped, "rounds": rounds},
         )
     run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed_frames, "extxyz")
+
+
+def _relax(run: Run, cells: list[Atoms], evaluator: BatchEvaluator, progress: ProgressSink) -> list[RelaxResult]:
+    """The batched engine in this process, or (CPU, torch model, enough cells) in one worker per core."""
+    rx = run.settings.relax
+    workers = worker_count(len(cells), run.potential.device, run.potential.name) if rx.engine == "batched" else 1
+    if workers > 1:
+        return relax_in_processes(cells, run.potential.name, workers, True, rx.fmax, rx.max_steps, on_progress=progress.advance)
+    return relax_many(cells, evaluator, rx.fmax, rx.max_steps, on_done=lambda _index, _result: progress.advance())
 
 
 def _judged(initial: Atoms, result: RelaxResult, fusion_distance: float, floor: float) -> Atoms:

@@ -43,8 +43,14 @@ def relax(atoms: Atoms, calculator: Calculator, fmax: float, max_steps: int) -> 
         converged = bool(opt.run(fmax=fmax, steps=max_steps))
         final = float(atoms.get_potential_energy())
     except Exception as err:  # keep the failure as a result; never lose the subcell
-        return RelaxResult(atoms, initial, math.nan, opt.nsteps, False, f"{type(err).__name__}: {err}")
-    return RelaxResult(atoms, initial, final, opt.nsteps, converged)
+        return RelaxResult(_detached(atoms), initial, math.nan, opt.nsteps, False, f"{type(err).__name__}: {err}")
+    return RelaxResult(_detached(atoms), initial, final, opt.nsteps, converged)
+
+
+def _detached(atoms: Atoms) -> Atoms:
+    """The relaxed cell without the (shared) calculator, whose cached results belong to whatever it saw last."""
+    atoms.calc = None
+    return atoms
 
 
 def fusion_thresholds(numbers: np.ndarray, fusion_distance: float) -> np.ndarray:

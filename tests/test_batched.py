@@ -201,3 +201,18 @@ def test_bad_max_subcells_is_one_line(cli, tmp_path):
     code, stdout, stderr = cli("predict", "Cu", "--potential", "emt", "--max-subcells", "lots", "--out", str(tmp_path / "x"))
     assert code == 2 and "--max-subcells must be a whole number or 'auto'" in stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_worker_processes_give_the_same_results(tiny_matgl_model):
+    from md.parallel_relax import relax_in_processes, worker_count
+
+    potential = load_potential(f"matgl:{tiny_matgl_model}", "cpu")
+    cells = _rattled_cells(2)
+    ticks = []
+    parallel = relax_in_processes(cells, potential.name, 2, True, 0.05, 30, on_progress=lambda: ticks.append(1))
+    inline = relax_many(cells, MatglEvaluator(potential, max_atoms=96), 0.05, 30)
+    assert len(ticks) == len(cells)
+    for a, b in zip(inline, parallel):
+        assert a.steps == b.steps and abs(a.final_energy - b.final_energy) / a.n_atoms < 1e-4
+    assert worker_count(4, "cpu", potential.name) == 1  # too little work to start processes
+    assert worker_count(400, "cuda", potential.name) == 1 and worker_count(400, "cpu", "emt") == 1
