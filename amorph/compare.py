@@ -18,7 +18,8 @@ from amorph.references import collect
 from matching.polymorph import Polymorph
 from matching.sources import DEFAULT_SOURCES, check_sources
 from md.potentials import LoadedPotential, load_potential
-from md.relax import relax
+from md.batched_relax import relax_many
+from md.evaluators import make_evaluator
 from results import rundir as files
 from results.rundir import RunDir
 
@@ -50,12 +51,11 @@ def relax_polymorphs(
     formula: str, polymorphs: list[Polymorph], potential: LoadedPotential, fmax: float, max_steps: int, progress: ProgressSink
 ) -> list[dict[str, Any]]:
     """Relax each polymorph's primitive cell (atoms and cell) with the potential; rows sorted by energy."""
-    calculator = potential.make_calculator()
     progress.start(f"Relaxing {len(polymorphs)} polymorphs of {formula}", len(polymorphs))
+    starts = [AseAtomsAdaptor().get_atoms(pm.structure.get_primitive_structure()) for pm in polymorphs]
+    results = relax_many(starts, make_evaluator(potential), fmax, max_steps, on_done=lambda _i, _r: progress.advance())
     rows = []
-    for pm in polymorphs:
-        atoms = AseAtomsAdaptor().get_atoms(pm.structure.get_primitive_structure())
-        result = relax(atoms, calculator, fmax, max_steps)
+    for pm, atoms, result in zip(polymorphs, starts, results):
         rows.append(
             {
                 "name": pm.name,
@@ -71,7 +71,6 @@ def relax_polymorphs(
                 "volume_per_atom": result.atoms.get_volume() / len(atoms),
             }
         )
-        progress.advance()
     progress.finish()
     lowest = min(r["energy_per_atom"] for r in rows)
     for r in rows:

@@ -194,7 +194,9 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list]:
         return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance())
 
-    if len(starts) > 1 and run.settings.relax.engine == "batched":
+    # Batching replicas pays on a GPU; on 2 CPU cores it measured 0.45x of running them one after another
+    # (benchmarks/md_replicas.py --small, CHGNet), so on a CPU they run in turn.
+    if len(starts) > 1 and run.settings.relax.engine == "batched" and run.potential.device == "cuda":
         outcomes = run_replicas(starts, run.potential, make_evaluator(run.potential), one)
     else:
         outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]

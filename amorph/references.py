@@ -20,7 +20,9 @@ from matching.prototypes import prototype_polymorphs
 from matching.sources import PROTOTYPES, gather, merge
 from matching.symmetry import find_symmetry
 from md.potentials import LoadedPotential
-from md.relax import invalid_reason, relax
+from md.batched_relax import relax_many
+from md.evaluators import make_evaluator
+from md.relax import invalid_reason
 
 PROTOTYPE_FMAX = 0.05  # eV/A
 PROTOTYPE_STEPS = 200
@@ -40,14 +42,14 @@ def relaxed_prototypes(
     structure are merged; the lowest in energy is marked as the ground state (of this potential).
     """
     candidates = prototype_polymorphs(formula.reduced, volume_per_atom_from_radii(formula), max_atoms)
-    calculator = potential.make_calculator()
     adaptor = AseAtomsAdaptor()
     progress.start(f"Relaxing {len(candidates)} prototype structures of {formula.reduced}", len(candidates))
+    starts = [adaptor.get_atoms(c.structure) for c in candidates]
+    results = relax_many(
+        starts, make_evaluator(potential), PROTOTYPE_FMAX, PROTOTYPE_STEPS, on_done=lambda _i, _r: progress.advance()
+    )
     relaxed: list[tuple[float, Polymorph]] = []
-    for candidate in candidates:
-        atoms = adaptor.get_atoms(candidate.structure)
-        result = relax(atoms, calculator, PROTOTYPE_FMAX, PROTOTYPE_STEPS)
-        progress.advance()
+    for candidate, atoms, result in zip(candidates, starts, results):
         if invalid_reason(result, atoms.get_volume(), fusion_distance, -math.inf):
             continue
         final = adaptor.get_structure(result.atoms)

@@ -46,9 +46,10 @@ class Identity:
     closest_distance: float = float("nan")
 
 
-# Two products whose fingerprints differ by more than this are never the same structure, so the (much
-# slower) StructureMatcher is not asked. Generous: a 3% strain and 0.05 A rattle stay well below it.
-FINGERPRINT_GATE = 0.2
+# Two products whose fingerprints differ by more than this are not compared with the (much slower)
+# StructureMatcher. Measured on the TiO2 polymorphs: two copies each strained by up to 3% and rattled by
+# 0.05 A differ by at most 0.043 (median 0.011); two different random TiO2 cells by 0.31 (median).
+FINGERPRINT_GATE = 0.1
 
 
 def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, Identity]:

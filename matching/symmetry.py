@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import os
+
 import numpy as np
-import spglib
+
+# spglib's C core prints "ssm_get_exact_positions failed" and the like to stderr for every cell it
+# cannot symmetrize at a given tolerance; the ladder expects such failures, a terminal user cannot act on them.
+os.environ.setdefault("SPGLIB_WARNING", "OFF")
+import spglib  # noqa: E402
 from pymatgen.core import Structure
 
 # Tolerances in A, tightest first. Products of a machine-learned relaxation are slightly rattled,
