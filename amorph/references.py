@@ -88,7 +88,3 @@ def collect(
     if needs_prototypes(specs, found):
         found = relaxed_prototypes(formula, potential, max_atoms, progress)
     return found
-
-
-def ground_state(polymorphs: list[Polymorph]) -> Polymorph | None:
-    return next((p for p in polymorphs if p.ground_state), None)
