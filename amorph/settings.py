@@ -13,6 +13,11 @@ from typing import Any
 from amorph.errors import AmorphError
 
 
+# matching.sources.DEFAULT_SOURCES says the same; spelled here too so settings stay free of heavy imports
+# (tests/test_sources.py checks that the two agree).
+DEFAULT_DATABASES: tuple[str, ...] = ("builtin", "prototypes")
+
+
 @dataclass(frozen=True)
 class PackingSettings:
     """Stage 1: random packing of the starting cell."""
@@ -66,7 +71,7 @@ class RunSettings:
     potential: str = "auto"
     device: str = "auto"
     seed: int = 0
-    databases: tuple[str, ...] = ("builtin", "prototypes")  # --db sources of known polymorphs, in merge order
+    databases: tuple[str, ...] = DEFAULT_DATABASES  # --db sources of known polymorphs, in merge order
     packing: PackingSettings = field(default_factory=PackingSettings)
     melt_quench: MeltQuenchSettings = field(default_factory=MeltQuenchSettings)
     subcells: SubcellSettings = field(default_factory=SubcellSettings)
@@ -83,7 +88,7 @@ class RunSettings:
             potential=data["potential"],
             device=data["device"],
             seed=data["seed"],
-            databases=tuple(data.get("databases", ("builtin", "prototypes"))),
+            databases=tuple(data.get("databases", DEFAULT_DATABASES)),
             packing=PackingSettings(**data["packing"]),
             melt_quench=MeltQuenchSettings(**data["melt_quench"]),
             subcells=SubcellSettings(**data["subcells"]),

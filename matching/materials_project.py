@@ -18,11 +18,10 @@ from typing import Any
 from pymatgen.core import Structure
 
 from amorph.errors import AmorphError
-from amorph.network import tcp_reachable
+from amorph.network import PROBE_SECONDS, tcp_reachable
 from matching.polymorph import Polymorph
 
 MP_HOST = "api.materialsproject.org"
-PROBE_TIMEOUT_S = 2.0
 
 
 def cache_dir() -> Path:
@@ -50,7 +49,7 @@ def api_key() -> str | None:
         return None
 
 
-def host_reachable(host: str = MP_HOST, timeout: float = PROBE_TIMEOUT_S, port: int = 443) -> bool:
+def host_reachable(host: str = MP_HOST, timeout: float = PROBE_SECONDS, port: int = 443) -> bool:
     """A TCP connection to the API host within the timeout."""
     return tcp_reachable(host, port, timeout)
 

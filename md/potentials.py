@@ -18,7 +18,7 @@ from pathlib import Path
 from ase.calculators.calculator import Calculator
 
 from amorph.errors import AmorphError
-from amorph.network import tcp_reachable
+from amorph.network import PROBE_SECONDS, tcp_reachable
 
 # matgl's universal potential trained on MatPES (PBE); name as matgl's own examples give it
 # (matgl/ext/alchmtk.py in matgl 4.1.2 loads "TensorNet-MatPES-PBE-v2025.1-PES").
@@ -26,7 +26,6 @@ DEFAULT_MATGL_MODEL = "TensorNet-MatPES-PBE-v2025.1-PES"
 MATGL_HF_ORG = "materialyze"
 CHGNET_VERSION = "0.3.0"
 EMT_METALS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"})
-NETWORK_PROBE_SECONDS = 2.0
 
 
 @dataclass
@@ -138,7 +137,7 @@ def _matgl_cached_files(name: str) -> Path | None:
     return None
 
 
-def hub_reachable(timeout: float = NETWORK_PROBE_SECONDS) -> bool:
+def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
     """Can the Hugging Face hub be reached? A TCP connect with a short timeout.
 
     matgl's own loader retries for about a minute when offline; this answers in seconds.

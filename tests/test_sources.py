@@ -254,3 +254,10 @@ def test_formula_absent_everywhere_gets_named_products_through_prototypes(cli, t
     assert rows
     for row in rows:
         assert row["known"] or row["structure_type"], "an unknown product must carry a structure-type label"
+
+
+def test_default_sources_agree_between_settings_and_sources():
+    from amorph.settings import DEFAULT_DATABASES
+    from matching.sources import DEFAULT_SOURCES
+
+    assert DEFAULT_DATABASES == DEFAULT_SOURCES
