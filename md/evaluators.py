@@ -1,21 +1,23 @@
 """Energies, forces and stresses of many periodic cells in one call: the part of a potential that batches.
 
-Every evaluator answers `evaluate(cells) -> list[Evaluation]` in ASE units (eV, eV/A, eV/A^3, ASE's
-stress sign). `AseEvaluator` loops over any ASE calculator one cell at a time (EMT, or a potential
-without a batched path); `MatglEvaluator` and `ChgnetEvaluator` put many cells in one graph batch
-and run one forward/backward pass for all of them.
+Every evaluator answers `evaluate(cells) -> list[Evaluation]` and, for the packed optimizer
+(md.fire), `evaluate_batch(CellBatch) -> BatchResult`, in ASE units (eV, eV/A, eV/A^3, ASE's stress
+sign). `AseEvaluator` loops over any ASE calculator one cell at a time (EMT, or a potential without a
+batched path); `MatglEvaluator` and `ChgnetEvaluator` put many cells in one graph batch and run one
+forward/backward pass for all of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
+import torch
 from ase import Atoms
 from ase import units as ase_units
+from ase.data import atomic_numbers
 
+from md.neighbours import SkinNeighbours, periodic_edges
 from md.potentials import LoadedPotential
 
 
@@ -28,15 +30,93 @@ class Evaluation:
     stress: np.ndarray
 
 
-class BatchEvaluator(Protocol):
-    """Evaluates a list of cells; `max_atoms` is how many atoms one forward pass should hold."""
+@dataclass
+class CellBatch:
+    """Cells packed for one pass: numbers (N,), positions (N, 3) in A, cells (B, 3, 3), counts (B,) atoms
+    per cell, all torch (float64) on one device. `keys` name the cells across steps (so a neighbour list
+    can be reused); None when the cells are one-off."""
+
+    numbers: torch.Tensor
+    positions: torch.Tensor
+    cells: torch.Tensor
+    counts: torch.Tensor
+    keys: list[int] | None = None
+
+    @classmethod
+    def from_atoms(cls, cells: Sequence[Atoms], device: str | torch.device = "cpu") -> CellBatch:
+        return cls(
+            torch.as_tensor(np.concatenate([c.numbers for c in cells]), dtype=torch.long, device=device),
+            torch.as_tensor(np.concatenate([c.positions for c in cells]), dtype=torch.float64, device=device),
+            torch.as_tensor(np.array([c.cell.array for c in cells]), dtype=torch.float64, device=device),
+            torch.as_tensor([len(c) for c in cells], dtype=torch.long, device=device),
+        )
+
+    def to_atoms(self) -> list[Atoms]:
+        numbers, positions, cells = self.numbers.cpu().numpy(), self.positions.cpu().numpy(), self.cells.cpu().numpy()
+        out, start = [], 0
+        for b, n in enumerate(self.counts.tolist()):
+            out.append(Atoms(numbers[start : start + n], positions=positions[start : start + n], cell=cells[b], pbc=True))
+            start += n
+        return out
+
+    def select(self, first: int, stop: int) -> CellBatch:
+        """Cells first..stop-1 (a contiguous run, so their atoms are contiguous too)."""
+        starts = torch.cumsum(self.counts, 0) - self.counts
+        a0 = int(starts[first])
+        a1 = a0 + int(self.counts[first:stop].sum())
+        keys = self.keys[first:stop] if self.keys is not None else None
+        return CellBatch(self.numbers[a0:a1], self.positions[a0:a1], self.cells[first:stop], self.counts[first:stop], keys)
+
+
+@dataclass
+class BatchResult:
+    """Energies (B,) in eV, forces (N, 3) in eV/A, stresses (B, 3, 3) in eV/A^3 (ASE sign); float64 torch."""
+
+    energies: torch.Tensor
+    forces: torch.Tensor
+    stresses: torch.Tensor
+
+    @classmethod
+    def from_evaluations(cls, evaluations: Sequence[Evaluation], device: str | torch.device) -> BatchResult:
+        def as_tensor(x):
+            return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
+
+        return cls(
+            as_tensor([e.energy for e in evaluations]),
+            as_tensor(np.concatenate([np.asarray(e.forces).reshape(-1, 3) for e in evaluations])),
+            as_tensor(np.array([np.asarray(e.stress).reshape(3, 3) for e in evaluations])),
+        )
+
+    def evaluations(self, counts: Sequence[int]) -> list[Evaluation]:
+        energies, forces, stresses = self.energies.cpu().numpy(), self.forces.cpu().numpy(), self.stresses.cpu().numpy()
+        out, start = [], 0
+        for b, n in enumerate(counts):
+            out.append(Evaluation(float(energies[b]), forces[start : start + n], stresses[b]))
+            start += n
+        return out
+
+
+class BatchEvaluator:
+    """Evaluates cells: `evaluate(list of Atoms)`, and `evaluate_batch(CellBatch)` for the packed optimizer.
+
+    `max_atoms` is how many atoms one forward pass should hold; `device` is where the packed tensors
+    live. The base class answers evaluate_batch through evaluate, for evaluators without a packed path.
+    """
 
     max_atoms: int
+    device: str = "cpu"
 
-    def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]: ...
+    def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]:
+        raise NotImplementedError
+
+    def evaluate_batch(self, batch: CellBatch) -> BatchResult:
+        return BatchResult.from_evaluations(self.evaluate(batch.to_atoms()), batch.positions.device)
+
+    def forget(self, keys: list[int]) -> None:
+        """The cells with these keys are done; drop what was kept for them."""
 
 
-class AseEvaluator:
+class AseEvaluator(BatchEvaluator):
     """Any ASE calculator, one cell at a time (the reference path the batched ones must agree with)."""
 
     def __init__(self, potential: LoadedPotential):
@@ -53,47 +133,80 @@ class AseEvaluator:
         return out
 
 
-class MatglEvaluator:
-    """A matgl PES model on a PyTorch Geometric batch of graphs: one forward and one backward pass."""
+class MatglEvaluator(BatchEvaluator):
+    """A matgl PES model on one PyTorch Geometric batch: one forward and one backward pass for all cells.
 
-    def __init__(self, potential: LoadedPotential, max_atoms: int):
-        import torch
-        from matgl.ext.ase import Atoms2Graph
+    The graph is built here, on the model's device (md.neighbours), not by matgl's per-cell host
+    converter; cells that carry keys keep their neighbour list between steps (skin 1 A).
+    """
 
+    def __init__(self, potential: LoadedPotential, max_atoms: int, skin: float = 1.0):
         self.potential = potential.model
-        self.device = torch.device(potential.device)
+        self.device = potential.device
         model = self.potential.model  # type: ignore[union-attr]
-        self.converter = Atoms2Graph(model.element_types, model.cutoff)
+        self.cutoff = float(model.cutoff)
+        self.neighbours = SkinNeighbours(self.cutoff, skin)
+        # atomic number -> index in the model's element list (-1: not covered)
+        lookup = torch.full((120,), -1, dtype=torch.long)
+        for k, symbol in enumerate(model.element_types):
+            lookup[atomic_numbers[symbol]] = k
+        self.node_types = lookup.to(self.device)
         self.max_atoms = max_atoms
 
+    def forget(self, keys: list[int]) -> None:
+        self.neighbours.forget(keys)
+
     def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]:
-        import torch
+        return self.evaluate_batch(CellBatch.from_atoms(cells, self.device)).evaluations([len(c) for c in cells])
+
+    def evaluate_batch(self, batch: CellBatch) -> BatchResult:
         from torch_geometric.data import Batch
 
-        graphs, lattices, states = [], [], []
-        for cell in cells:
-            graph, lattice, state = self.converter.get_graph(cell)
-            graphs.append(graph)
-            lattices.append(torch.as_tensor(lattice).reshape(3, 3))
-            states.append(torch.as_tensor(np.asarray(state)).reshape(1, -1))
-        batch = Batch.from_data_list(graphs).to(self.device)
-        lattice = torch.stack(lattices).to(self.device)
-        state = torch.cat(states).to(self.device)
-        energies, forces, stresses = self.potential(batch, lattice, state)[:3]  # type: ignore[misc,operator]
-        energies = energies.detach().cpu().numpy().reshape(-1)
-        forces = forces.detach().cpu().numpy()
+        device = torch.device(self.device)
+        counts = batch.counts.to(device)
+        lattices = batch.cells.to(device)
+        atom_cell = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+        frac = torch.linalg.solve(lattices[atom_cell].transpose(1, 2), batch.positions.to(device).unsqueeze(-1)).squeeze(-1)
+        if batch.keys is None:
+            edges, shifts = periodic_edges(frac, lattices, counts, self.cutoff)
+        else:
+            edges, shifts = self.neighbours.edges(frac, lattices, counts, batch.keys)
+        node_type = self.node_types[batch.numbers.to(device)]
+        if bool((node_type < 0).any()):
+            raise ValueError("an element is not covered by the model")
+        dtype = matgl_float()
+        graph = Batch(
+            node_type=node_type,
+            frac_coords=frac.to(dtype),
+            edge_index=edges,
+            pbc_offset=shifts.to(dtype),
+            batch=atom_cell,
+            ptr=torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]),
+            num_nodes=int(atom_cell.shape[0]),
+        )
+        state = torch.zeros(len(counts), 2, dtype=dtype, device=device)
+        energies, forces, stresses = self.potential(graph, lattices.to(dtype), state)[:3]  # type: ignore[misc,operator]
+        out_device = batch.positions.device
         # matgl: stresses (3B, 3) in GPa; ASE wants eV/A^3 (PESCalculator multiplies by units.GPa too)
-        stresses = stresses.detach().cpu().numpy().reshape(len(cells), 3, 3) * ase_units.GPa
-        out, start = [], 0
-        for k, cell in enumerate(cells):
-            n = len(cell)
-            out.append(Evaluation(float(energies[k]), forces[start : start + n], stresses[k]))
-            start += n
-        return out
+        return BatchResult(
+            energies.detach().reshape(-1).to(out_device, torch.float64),
+            forces.detach().to(out_device, torch.float64),
+            stresses.detach().reshape(-1, 3, 3).to(out_device, torch.float64) * ase_units.GPa,
+        )
 
 
-class ChgnetEvaluator:
-    """CHGNet's own batched prediction (`predict_graph` on a list of crystal graphs)."""
+def matgl_float() -> torch.dtype:
+    import matgl
+
+    return matgl.float_th
+
+
+class ChgnetEvaluator(BatchEvaluator):
+    """CHGNet's own batched prediction (`predict_graph` on a list of crystal graphs).
+
+    CHGNet's graphs (atom graph at 6 A plus the bond graph for its angle terms) are built by its own
+    converter on the host, per cell and step; only the model pass is batched.
+    """
 
     def __init__(self, potential: LoadedPotential, max_atoms: int):
         self.model = potential.model

@@ -19,7 +19,7 @@ from matching.statistics import separation, share_intervals
 from matching.symmetry import find_symmetry
 from md.batched_md import run_replicas
 from md.batched_relax import relax_many
-from md.evaluators import AseEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
+from md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
 from md.potentials import load_potential
 from md.relax import relax
 
@@ -87,7 +87,7 @@ def test_chgnet_batched_relaxation_matches_one_at_a_time():
     _assert_same(sequential, batched, 0.005)
 
 
-class _Recording:
+class _Recording(BatchEvaluator):
     """Wraps an evaluator and records how many cells each forward pass held."""
 
     def __init__(self, inner, max_atoms: int, fail_above: int | None = None, poison: int | None = None):
