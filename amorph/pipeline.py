@@ -34,7 +34,7 @@ from amorph.start import reference_volume, start_structure
 from amorph.references import collect
 from matching.polymorph import Polymorph
 from matching.sources import gather
-from matching.identify import Identity, Product, identify
+from matching.identify import Clusters, Identity, Product, identify
 from matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
 from matching.statistics import separation, share_intervals
 from matching.symmetry import Symmetry, find_symmetry, primitive_size
@@ -287,16 +287,19 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     relaxed_frames: list[Atoms] = []
     rounds = []
     rng = run.rng(STREAM_BOOTSTRAP)
+    clusters = Clusters(run.references())  # grows round by round: only new products are compared
+    known = {p.name for p in run.references()}
     for start in range(0, len(subcells), round_size):
         batch = subcells[start : start + round_size]
         results = _relax(run, batch, evaluator, progress)
-        relaxed_frames += [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
+        judged = [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
+        relaxed_frames += judged
         if not sc.adaptive:
             continue
-        labels, _ = name_products(relaxed_frames, run.references())
+        clusters.add([_product(f) for f in judged if f.info["valid"]])
+        names = clusters.known_names()
         valid = [f for f in relaxed_frames if f.info["valid"]]
-        known = {p.name for p in run.references()}
-        sep = separation([labels[f.info["subcell_id"]].label for f in valid], known, [f.info["replica"] for f in valid], rng)
+        sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
         rounds.append({"relaxed": len(relaxed_frames), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
         if sep.separated and len(relaxed_frames) >= 2 * round_size:
             progress.note(
@@ -345,17 +348,21 @@ def name_products(
     relaxed: list[Atoms], references: list[Polymorph], progress: ProgressSink | None = None
 ) -> tuple[dict[int, Identity], dict[int, Symmetry]]:
     """Space group and name of every valid relaxed subcell, keyed by subcell id."""
-    adaptor = AseAtomsAdaptor()
     products, symmetries = [], {}
     for atoms in relaxed:
         if atoms.info["valid"]:
-            structure = adaptor.get_structure(atoms)
-            sym = find_symmetry(structure)
-            symmetries[atoms.info["subcell_id"]] = sym
-            products.append(Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), sym))
+            product = _product(atoms)
+            symmetries[product.subcell_id] = product.symmetry
+            products.append(product)
         if progress is not None:
             progress.advance()
     return identify(products, references), symmetries
+
+
+def _product(atoms: Atoms) -> Product:
+    """A valid relaxed subcell as matching.identify takes it (structure, energy per atom, space group)."""
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    return Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), find_symmetry(structure))
 
 
 def identify_products(run: Run, progress: ProgressSink) -> None:

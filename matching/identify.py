@@ -52,73 +52,93 @@ class Identity:
 FINGERPRINT_GATE = 0.1
 
 
+@dataclass
+class _Cluster:
+    """Products that are one structure; the first (lowest energy when added together) leads."""
+
+    members: list[Product]
+    fingerprint: object
+    match: Polymorph | None
+
+
+class Clusters:
+    """Products grouped into distinct structures and matched to the known polymorphs, incrementally.
+
+    Products are bucketed by reduced formula and space group; within a bucket each product is compared
+    with the leader of every cluster so far (a fingerprint gate before each StructureMatcher call) and
+    joins the first it matches, else leads a new cluster, which alone is compared with the known
+    polymorphs. Adding products later costs only their own comparisons: `--max-subcells auto` adds
+    each round's products instead of naming everything again.
+    """
+
+    def __init__(self, polymorphs: list[Polymorph]):
+        self.matcher = make_matcher()
+        self.by_formula: dict[str, list[Polymorph]] = defaultdict(list)
+        for polymorph in polymorphs:
+            self.by_formula[polymorph.formula].append(polymorph)
+        self.buckets: dict[tuple[str, int], list[_Cluster]] = defaultdict(list)
+
+    def add(self, products: list[Product]) -> None:
+        """Place products (lowest energy first, so leaders are the lowest-energy members)."""
+        for product in sorted(products, key=lambda p: p.energy_per_atom):
+            formula = product.reduced_formula
+            clusters = self.buckets[(formula, product.symmetry.number)]
+            elements = sorted(el.symbol for el in product.structure.composition.elements)
+            mine = fingerprint(product.structure, elements)
+            for cluster in clusters:
+                if fingerprint_distance(mine, cluster.fingerprint) < FINGERPRINT_GATE and self.matcher.fit(
+                    cluster.members[0].structure, product.structure
+                ):
+                    cluster.members.append(product)
+                    break
+            else:
+                match = best_match(product.structure, self.by_formula.get(formula, []), self.matcher)
+                clusters.append(_Cluster([product], mine, match))
+
+    def known_names(self) -> dict[int, str]:
+        """subcell_id -> known polymorph name, or "" for a product no known polymorph matches."""
+        return {
+            p.subcell_id: (c.match.name if c.match else "")
+            for clusters in self.buckets.values()
+            for c in clusters
+            for p in c.members
+        }
+
+    def identities(self) -> dict[int, Identity]:
+        """subcell_id -> Identity; unknown-1 is the most frequent unknown structure (ties: lower energy)."""
+        labels: dict[int, Identity] = {}
+        unknown: list[_Cluster] = []
+        for _key, clusters in sorted(self.buckets.items()):
+            for cluster in clusters:
+                if cluster.match is None:
+                    unknown.append(cluster)
+                    continue
+                m = cluster.match
+                for product in cluster.members:
+                    labels[product.subcell_id] = Identity(m.name, True, m.spacegroup_symbol, m.spacegroup_number)
+        unknown.sort(key=lambda c: (-len(c.members), c.members[0].energy_per_atom))
+        prints: dict[str, list[tuple[str, object]]] = {}
+        for k, cluster in enumerate(unknown, start=1):
+            representative = cluster.members[0]
+            sym = representative.symmetry
+            closest, distance = _closest_known(representative, self.by_formula.get(representative.reduced_formula, []), prints)
+            identity = Identity(
+                f"unknown-{k}", False, sym.symbol, sym.number, structure_type(representative.structure, sym.number), closest, distance
+            )
+            for product in cluster.members:
+                labels[product.subcell_id] = identity
+        return labels
+
+
 def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, Identity]:
-    """Label every product. Returns subcell_id -> Identity.
+    """Label every product (see Clusters). Returns subcell_id -> Identity.
 
-    To keep matching cheap with thousands of products, products are bucketed by reduced formula and
-    space group and clustered among themselves (a fingerprint gate before each StructureMatcher call);
-    only the lowest-energy member of each cluster is compared with the known polymorphs. When several
-    known polymorphs fit (close pairs such as cubic and tetragonal BaTiO3), the one with the smallest
-    RMS displacement wins. Unmatched clusters become numbered unknowns.
+    When several known polymorphs fit (close pairs such as cubic and tetragonal BaTiO3), the one with
+    the smallest RMS displacement wins. Unmatched clusters become numbered unknowns.
     """
-    matcher = make_matcher()
-    buckets: dict[tuple[str, int], list[Product]] = defaultdict(list)
-    for product in products:
-        buckets[(product.reduced_formula, product.symmetry.number)].append(product)
-
-    by_formula: dict[str, list[Polymorph]] = defaultdict(list)
-    for polymorph in polymorphs:
-        by_formula[polymorph.formula].append(polymorph)
-
-    labels: dict[int, Identity] = {}
-    unknown_groups: list[tuple[Product, list[Product]]] = []
-    for (formula, _), members in sorted(buckets.items()):
-        for group in _clusters(members, matcher):
-            representative = group[0]
-            match = best_match(representative.structure, by_formula.get(formula, []), matcher)
-            if match is None:
-                unknown_groups.append((representative, group))
-                continue
-            for product in group:
-                labels[product.subcell_id] = Identity(match.name, True, match.spacegroup_symbol, match.spacegroup_number)
-    # unknown-1 is the most frequent unknown product (ties: lower energy)
-    unknown_groups.sort(key=lambda rg: (-len(rg[1]), rg[0].energy_per_atom))
-    prints: dict[str, list[tuple[str, object]]] = {}
-    for k, (representative, group) in enumerate(unknown_groups, start=1):
-        sym = representative.symmetry
-        closest, distance = _closest_known(representative, by_formula.get(representative.reduced_formula, []), prints)
-        identity = Identity(
-            f"unknown-{k}", False, sym.symbol, sym.number, structure_type(representative.structure, sym.number), closest, distance
-        )
-        for product in group:
-            labels[product.subcell_id] = identity
-    return labels
-
-
-def _clusters(members: list[Product], matcher: StructureMatcher) -> list[list[Product]]:
-    """Group products of one bucket that are the same structure; each group sorted by energy, lowest first.
-
-    Leader clustering, as pymatgen's group_structures does (each product is compared with the first member
-    of every group so far), but lowest energy first and with a fingerprint gate, so distinct products cost
-    a dot product instead of a StructureMatcher call.
-    """
-    ordered = sorted(members, key=lambda p: p.energy_per_atom)
-    if len(ordered) == 1:
-        return [ordered]
-    elements = sorted(el.symbol for el in ordered[0].structure.composition.elements)
-    prints = [fingerprint(p.structure, elements) for p in ordered]
-    groups: list[list[int]] = []
-    for i in range(len(ordered)):
-        for group in groups:
-            lead = group[0]
-            if fingerprint_distance(prints[i], prints[lead]) < FINGERPRINT_GATE and matcher.fit(
-                ordered[lead].structure, ordered[i].structure
-            ):
-                group.append(i)
-                break
-        else:
-            groups.append([i])
-    return [[ordered[i] for i in group] for group in groups]
+    clusters = Clusters(polymorphs)
+    clusters.add(products)
+    return clusters.identities()
 
 
 def best_match(structure: Structure, candidates: list[Polymorph], matcher: StructureMatcher) -> Polymorph | None:

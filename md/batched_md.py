@@ -19,7 +19,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from md.evaluators import BatchEvaluator, Evaluation
+from md.evaluators import BatchEvaluator, Evaluation, new_keys
 from md.potentials import LoadedPotential
 
 
@@ -32,11 +32,14 @@ class BatchBarrier:
         self.condition = threading.Condition()
         self.pending: dict[int, Atoms] = {}
         self.done: dict[int, Evaluation | BaseException] = {}
+        self.keys = new_keys(members)  # one name per replica: its neighbour list can be reused between steps
 
     def _run_batch_locked(self) -> None:
         ids = sorted(self.pending)
         try:
-            results: Sequence[Evaluation | BaseException] = self.evaluator.evaluate([self.pending[i] for i in ids])
+            results: Sequence[Evaluation | BaseException] = self.evaluator.evaluate(
+                [self.pending[i] for i in ids], keys=[self.keys[i] for i in ids]
+            )
         except BaseException as err:  # every waiting replica gets the error
             results = [err] * len(ids)
         self.done.update(zip(ids, results))
@@ -100,8 +103,11 @@ def run_replicas(
         finally:
             barrier.leave()
 
-    with ThreadPoolExecutor(max_workers=max(1, len(starts))) as pool:
-        return list(pool.map(worker, range(len(starts))))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(starts))) as pool:
+            return list(pool.map(worker, range(len(starts))))
+    finally:
+        evaluator.forget(barrier.keys)
 
 
 def replica_rngs(seed: int, stream: int, replicas: int) -> list[np.random.Generator]:

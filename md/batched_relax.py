@@ -12,7 +12,6 @@ fails on its own, or whose energy or forces are not finite, is finished with the
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,12 +20,9 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from md.evaluators import BatchEvaluator, BatchResult, CellBatch
+from md.evaluators import BatchEvaluator, BatchResult, CellBatch, new_keys
 from md.fire import FireState
 from md.relax import RelaxResult
-
-_KEYS = itertools.count()  # names cells across steps (neighbour-list reuse); unique per process
-
 
 def _is_out_of_memory(err: BaseException) -> bool:
     return "out of memory" in str(err).lower()
@@ -63,7 +59,7 @@ def evaluate_in_passes(evaluator: BatchEvaluator, batch: CellBatch) -> tuple[Bat
         except Exception as err:
             if _is_out_of_memory(err) and stop - first > 1:
                 _free_device_memory()
-                evaluator.max_atoms = max(1, atoms_in // 2)
+                evaluator.out_of_memory(atoms_in)
                 continue  # retry this run of cells, smaller
             for b in range(first, stop):
                 single = chunk if stop - first == 1 else batch.select(b, b + 1)
@@ -125,7 +121,7 @@ def relax_many(
         fresh = FireState.start(packed.numbers, packed.positions, packed.cells, packed.counts)
         state = fresh if state is None else state.extend(fresh)
         index.extend(chosen)
-        keys.extend(next(_KEYS) for _ in chosen)
+        keys.extend(new_keys(len(chosen)))
         initial.extend([math.nan] * len(chosen))
 
     def finish(b: int, positions: np.ndarray, cell: np.ndarray, steps: int, energy: float, converged: bool, error: str) -> None:

@@ -9,6 +9,7 @@ forward/backward pass for all of them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 import numpy as np
@@ -17,8 +18,17 @@ from ase import Atoms
 from ase import units as ase_units
 from ase.data import atomic_numbers
 
+from md.memory import CudaMemory, DeviceMemory, MemoryBudget
 from md.neighbours import SkinNeighbours, periodic_edges
 from md.potentials import LoadedPotential
+
+
+_KEYS = itertools.count()
+
+
+def new_keys(n: int) -> list[int]:
+    """n cell names never handed out before in this process (for CellBatch.keys)."""
+    return [next(_KEYS) for _ in range(n)]
 
 
 @dataclass
@@ -106,7 +116,8 @@ class BatchEvaluator:
     max_atoms: int
     device: str = "cpu"
 
-    def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]:
+    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
+        """keys (see CellBatch) let an evaluator reuse what it kept for the same cells last time."""
         raise NotImplementedError
 
     def evaluate_batch(self, batch: CellBatch) -> BatchResult:
@@ -114,6 +125,36 @@ class BatchEvaluator:
 
     def forget(self, keys: list[int]) -> None:
         """The cells with these keys are done; drop what was kept for them."""
+
+    def out_of_memory(self, atoms_in: int) -> None:
+        """A pass of atoms_in atoms did not fit: make the next ones smaller."""
+        self.max_atoms = max(1, atoms_in // 2)
+
+
+class _MemoryAware:
+    """Mixin for torch evaluators: on a GPU, size the passes from free memory (md.memory)."""
+
+    budget: MemoryBudget | None = None
+    max_atoms: int
+
+    def _setup_budget(self, device: str, memory: DeviceMemory | None) -> None:
+        if memory is None and device.startswith("cuda"):
+            memory = CudaMemory(device)
+        self.budget = MemoryBudget(memory) if memory is not None else None
+
+    def _start_pass(self) -> None:
+        if self.budget is not None:
+            self.budget.memory.start_pass()
+
+    def _end_pass(self, atoms: int, edges: int) -> None:
+        if self.budget is not None:
+            self.budget.observe(atoms, edges, self.budget.memory.pass_peak_bytes())
+            self.max_atoms = self.budget.max_atoms(self.max_atoms)
+
+    def out_of_memory(self, atoms_in: int) -> None:
+        self.max_atoms = max(1, atoms_in // 2)
+        if self.budget is not None:
+            self.budget.headroom *= 0.7  # the estimate was too bold; stay further from the edge
 
 
 class AseEvaluator(BatchEvaluator):
@@ -123,7 +164,7 @@ class AseEvaluator(BatchEvaluator):
         self.calculator = potential.make_calculator()
         self.max_atoms = 1  # one cell per call
 
-    def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]:
+    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
         out = []
         for cell in cells:
             atoms = cell.copy()
@@ -133,14 +174,16 @@ class AseEvaluator(BatchEvaluator):
         return out
 
 
-class MatglEvaluator(BatchEvaluator):
+class MatglEvaluator(_MemoryAware, BatchEvaluator):
     """A matgl PES model on one PyTorch Geometric batch: one forward and one backward pass for all cells.
 
     The graph is built here, on the model's device (md.neighbours), not by matgl's per-cell host
     converter; cells that carry keys keep their neighbour list between steps (skin 1 A).
     """
 
-    def __init__(self, potential: LoadedPotential, max_atoms: int, skin: float = 1.0):
+    def __init__(
+        self, potential: LoadedPotential, max_atoms: int, skin: float = 1.0, memory: DeviceMemory | None = None
+    ):
         self.potential = potential.model
         self.device = potential.device
         model = self.potential.model  # type: ignore[union-attr]
@@ -152,12 +195,15 @@ class MatglEvaluator(BatchEvaluator):
             lookup[atomic_numbers[symbol]] = k
         self.node_types = lookup.to(self.device)
         self.max_atoms = max_atoms
+        self._setup_budget(self.device, memory)
 
     def forget(self, keys: list[int]) -> None:
         self.neighbours.forget(keys)
 
-    def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]:
-        return self.evaluate_batch(CellBatch.from_atoms(cells, self.device)).evaluations([len(c) for c in cells])
+    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
+        batch = CellBatch.from_atoms(cells, self.device)
+        batch.keys = keys
+        return self.evaluate_batch(batch).evaluations([len(c) for c in cells])
 
     def evaluate_batch(self, batch: CellBatch) -> BatchResult:
         from torch_geometric.data import Batch
@@ -185,7 +231,9 @@ class MatglEvaluator(BatchEvaluator):
             num_nodes=int(atom_cell.shape[0]),
         )
         state = torch.zeros(len(counts), 2, dtype=dtype, device=device)
+        self._start_pass()
         energies, forces, stresses = self.potential(graph, lattices.to(dtype), state)[:3]  # type: ignore[misc,operator]
+        self._end_pass(int(atom_cell.shape[0]), int(edges.shape[1]))
         out_device = batch.positions.device
         # matgl: stresses (3B, 3) in GPa; ASE wants eV/A^3 (PESCalculator multiplies by units.GPa too)
         return BatchResult(
@@ -201,24 +249,27 @@ def matgl_float() -> torch.dtype:
     return matgl.float_th
 
 
-class ChgnetEvaluator(BatchEvaluator):
+class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
     """CHGNet's own batched prediction (`predict_graph` on a list of crystal graphs).
 
     CHGNet's graphs (atom graph at 6 A plus the bond graph for its angle terms) are built by its own
     converter on the host, per cell and step; only the model pass is batched.
     """
 
-    def __init__(self, potential: LoadedPotential, max_atoms: int):
+    def __init__(self, potential: LoadedPotential, max_atoms: int, memory: DeviceMemory | None = None):
         self.model = potential.model
         self.device = potential.device
         self.max_atoms = max_atoms
+        self._setup_budget(self.device, memory)
 
-    def evaluate(self, cells: Sequence[Atoms]) -> list[Evaluation]:
+    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
         from pymatgen.io.ase import AseAtomsAdaptor
 
         model = self.model
         graphs = [model.graph_converter(AseAtomsAdaptor.get_structure(cell)).to(self.device) for cell in cells]  # type: ignore[union-attr]
+        self._start_pass()
         predictions = model.predict_graph(graphs, task="efs", batch_size=len(graphs))  # type: ignore[union-attr]
+        self._end_pass(sum(len(c) for c in cells), sum(int(g.atom_graph.shape[0]) for g in graphs))
         if isinstance(predictions, dict):
             predictions = [predictions]
         out = []
@@ -231,8 +282,9 @@ class ChgnetEvaluator(BatchEvaluator):
 
 
 def default_max_atoms(device: str) -> int:
-    """Atoms per forward pass. On a CPU the cost per atom grows once the batch's tensors leave the
-    caches, so a modest batch is fastest; on a GPU many more atoms fit before the device saturates."""
+    """Atoms per forward pass to start with. On a CPU the cost per atom grows once the batch's tensors
+    leave the caches, so a modest batch is fastest; on a GPU this is only the first pass's size, after
+    which md.memory sizes the passes from the free memory."""
     return 4096 if device == "cuda" else 96
 
 

@@ -96,9 +96,22 @@ def _edges_of(
     extent: torch.Tensor,
     cutoff: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edges of the given cells (all pairs inside each cell x a shared image grid), filtered by distance."""
+    """Edges of the given cells (all pairs inside each cell x a shared image grid), filtered by distance.
+    A cell too large for one go (a melt-quench cell of hundreds of atoms) is done in blocks of rows."""
     device, dtype = wrapped.device, wrapped.dtype
+    grid = _shift_grid(extent, dtype)  # (S, 3)
     n = counts[cells]
+    if len(cells) == 1 and int(n[0]) ** 2 * grid.shape[0] > MAX_CANDIDATES:
+        size, start = int(n[0]), int(starts[cells[0]])
+        rows = max(1, MAX_CANDIDATES // (size * grid.shape[0]))
+        j_all = torch.arange(start, start + size, device=device)
+        parts = []
+        for first in range(start, start + size, rows):
+            i_block = torch.arange(first, min(first + rows, start + size), device=device)
+            i = i_block.repeat_interleave(size)
+            j = j_all.repeat(len(i_block))
+            parts.append(_within(wrapped, lattices[cells[0]].expand(len(i), 3, 3), i, j, grid, cutoff))
+        return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts])
     pairs_per_cell = n * n
     pair_cell = torch.repeat_interleave(cells, pairs_per_cell)
     first_pair = torch.cumsum(pairs_per_cell, 0) - pairs_per_cell
@@ -106,9 +119,15 @@ def _edges_of(
     n_of_pair = torch.repeat_interleave(n, pairs_per_cell)
     i = starts[pair_cell] + k // n_of_pair
     j = starts[pair_cell] + k % n_of_pair
-    grid = _shift_grid(extent, dtype)  # (S, 3)
+    return _within(wrapped, lattices[pair_cell], i, j, grid, cutoff)
+
+
+def _within(
+    wrapped: torch.Tensor, lattice_of_pair: torch.Tensor, i: torch.Tensor, j: torch.Tensor, grid: torch.Tensor, cutoff: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (pair, image) combinations closer than cutoff, self at zero shift excluded."""
     diff = (wrapped[j] - wrapped[i])[:, None, :] + grid[None, :, :]  # (P, S, 3)
-    vectors = torch.einsum("psk,pkl->psl", diff, lattices[pair_cell])
+    vectors = torch.einsum("psk,pkl->psl", diff, lattice_of_pair)
     dist2 = (vectors * vectors).sum(-1)
     self_image = (i == j)[:, None] & (grid == 0).all(dim=1)[None, :]
     keep = (dist2 < cutoff * cutoff) & ~self_image
@@ -164,11 +183,15 @@ class SkinNeighbours:
 
     def _stale(self, frac: torch.Tensor, lattices: torch.Tensor, counts: torch.Tensor, keys: list[int]) -> list[int]:
         """Cells without a list or whose list may miss a pair (one vectorised test for the whole batch)."""
+        sizes = counts.tolist()
+        for key, n in zip(keys, sizes):  # a key now naming a cell of another size is listed afresh
+            if key in self.lists and self.lists[key].frac0.shape[0] != n:
+                del self.lists[key]
         missing = [b for b, key in enumerate(keys) if key not in self.lists]
         if len(missing) == len(keys):
             return missing
         atom_cell = torch.repeat_interleave(torch.arange(len(keys), device=frac.device), counts)
-        frac0 = torch.cat([self.lists[key].frac0 if key in self.lists else frac.new_zeros(int(n), 3) for key, n in zip(keys, counts.tolist())])
+        frac0 = torch.cat([self.lists[key].frac0 if key in self.lists else frac.new_zeros(int(n), 3) for key, n in zip(keys, sizes)])
         eye = torch.eye(3, dtype=lattices.dtype, device=lattices.device)
         lattice0 = torch.stack([self.lists[key].lattice0 if key in self.lists else eye for key in keys])
         shrink = torch.linalg.svdvals(torch.linalg.solve(lattice0, lattices)).amin(dim=1)

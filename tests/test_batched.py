@@ -94,7 +94,7 @@ class _Recording(BatchEvaluator):
         self.inner, self.max_atoms, self.fail_above, self.poison = inner, max_atoms, fail_above, poison
         self.passes: list[int] = []
 
-    def evaluate(self, cells):
+    def evaluate(self, cells, keys=None):
         atoms_in = sum(len(c) for c in cells)
         if self.fail_above is not None and atoms_in > self.fail_above:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -153,9 +153,9 @@ def test_replicas_batched_equal_replicas_run_one_by_one():
     calls = []
 
     class Counting(AseEvaluator):
-        def evaluate(self, cells):
+        def evaluate(self, cells, keys=None):
             calls.append(len(cells))
-            return super().evaluate(cells)
+            return super().evaluate(cells, keys)
 
     batched = run_replicas(starts, emt, Counting(emt), one)
     single = [one(k, s, emt) for k, s in enumerate(starts)]

@@ -5,7 +5,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from matching.database import known_polymorphs
-from matching.identify import Identity, Product, identify
+from matching.identify import Clusters, Identity, Product, identify
 from matching.ranking import Outcome, predicted_polymorph, tally
 from matching.symmetry import Symmetry, find_symmetry, primitive_size
 
@@ -58,6 +58,13 @@ def test_identify_names_known_polymorphs_supercells_and_unknowns():
     assert labels[0].label == labels[1].label == "rutile" and labels[0].known
     assert labels[2].label == "anatase" and labels[2].spacegroup_number == 141
     assert labels[3].label == labels[4].label == "unknown-1" and not labels[3].known
+
+    # added in two rounds (as --max-subcells auto does), the products get the same names
+    rounds = Clusters(known_polymorphs("TiO2"))
+    rounds.add(products[:2] + products[3:4])
+    assert rounds.known_names() == {0: "rutile", 1: "rutile", 3: ""}
+    rounds.add(products[2:3] + products[4:])
+    assert rounds.identities() == labels
 
 
 def test_tally_and_prediction():
