@@ -11,6 +11,7 @@ step (bucketing, fingerprint-gated clustering, matching, naming of unknowns) sep
 
 from __future__ import annotations
 
+import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 from collections import Counter

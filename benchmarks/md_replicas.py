@@ -12,6 +12,7 @@ atom-steps per second for both and, last:
 
 from __future__ import annotations
 
+import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings

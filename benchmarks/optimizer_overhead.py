@@ -12,6 +12,7 @@ Last line: `ratio: <one-at-a-time cost / batched cost>` per cell-step.
 
 from __future__ import annotations
 
+import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings

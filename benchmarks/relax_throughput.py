@@ -13,6 +13,7 @@ the agreement (final energy per atom within 5 meV/atom and the same space group)
 
 from __future__ import annotations
 
+import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings
@@ -45,6 +46,21 @@ def fixed_subcells(potential, n: int, atoms: int, md_steps: int) -> list:
     return [s.atoms for s in subcells]
 
 
+def agreement(title: str, first, second) -> bool:
+    """Print how many relaxed subcells agree (energy within 5 meV/atom, same space group); True at >= 95%."""
+    adaptor = AseAtomsAdaptor()
+    energy_ok = same_group = 0
+    worst = 0.0
+    for a, b in zip(first, second):
+        de = abs(a.final_energy - b.final_energy) / a.n_atoms
+        worst = max(worst, de)
+        energy_ok += de <= 0.005
+        same_group += find_symmetry(adaptor.get_structure(a.atoms)).number == find_symmetry(adaptor.get_structure(b.atoms)).number
+    n = len(first)
+    print(f"{title}: energy within 5 meV/atom {energy_ok}/{n} (worst {1000 * worst:.2f} meV/atom), same space group {same_group}/{n}")
+    return energy_ok >= 0.95 * n and same_group >= 0.95 * n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--potential", default="chgnet", help="chgnet | matgl:NAME|DIR | emt (emt has no batched path)")
@@ -57,6 +73,7 @@ def main() -> None:
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--max-atoms", type=int, default=None, help="atoms per batched forward pass (default: per device)")
+    parser.add_argument("--self-check", action="store_true", help="also relax one at a time from a 1e-6 A nudge and compare")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     n = 16 if args.small else args.n
@@ -82,19 +99,23 @@ def main() -> None:
     print(f"batched engine ({type(evaluator).__name__}, {evaluator.max_atoms} atoms/pass, {workers} worker process(es)): "
           f"{t_batch:.1f} s, {len(cells) / t_batch:.2f} subcells/s, {sum(r.steps for r in batched)} FIRE steps", flush=True)
 
-    adaptor = AseAtomsAdaptor()
-    energy_ok = same_group = 0
-    worst = 0.0
-    for a, b in zip(sequential, batched):
-        de = abs(a.final_energy - b.final_energy) / a.n_atoms
-        worst = max(worst, de)
-        energy_ok += de <= 0.005
-        same_group += find_symmetry(adaptor.get_structure(a.atoms)).number == find_symmetry(adaptor.get_structure(b.atoms)).number
-    print(f"agreement: energy within 5 meV/atom {energy_ok}/{len(cells)} (worst {1000 * worst:.2f} meV/atom), "
-          f"same space group {same_group}/{len(cells)}")
-    ok = energy_ok >= 0.95 * len(cells) and same_group >= 0.95 * len(cells)
+    ok = agreement("agreement", sequential, batched)
     print(f"agreement target (>= 95% on both): {'met' if ok else 'NOT met'}")
-    print(f"ratio: {t_seq / t_batch:.2f}")
+    if args.self_check:
+        # The one-at-a-time path against itself, started 1e-6 A away (about one float32 step at these
+        # coordinates: the engine's float64 round-off reaches a float32 model as such steps): how
+        # reproducible the reference itself is.
+        # Small-cell FIRE under a float32 model can be chaotic; this says how much disagreement is
+        # owed to that rather than to the engine.
+        rng = np.random.default_rng(0)
+        nudged = []
+        for c in cells:
+            c = c.copy()
+            c.positions += rng.normal(0, 1e-6, c.positions.shape)
+            nudged.append(c)
+        again = [relax(c, calculator, args.fmax, args.steps) for c in nudged]
+        agreement("reference vs itself nudged by 1e-6 A", sequential, again)
+    print(f"ratio: {t_seq / t_batch:.2f}")  # last line, as the issue asks
 
 
 if __name__ == "__main__":
