@@ -15,6 +15,7 @@ first stage whose output is missing.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from md.potentials import LoadedPotential, load_potential
 from md.batched_md import replica_rngs, run_replicas
 from md.batched_relax import relax_many
 from md.evaluators import BatchEvaluator, make_evaluator
-from md.parallel_relax import relax_in_processes, worker_count
+from md.parallel_relax import MIN_CELLS_PER_WORKER, WorkerPool, relax_in_processes, worker_count
 from md.relax import RelaxResult, invalid_reason
 from motifs.subcells import extract_subcells
 from results import provenance
@@ -289,24 +290,27 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     rng = run.rng(STREAM_BOOTSTRAP)
     clusters = Clusters(run.references())  # grows round by round: only new products are compared
     known = {p.name for p in run.references()}
-    for start in range(0, len(subcells), round_size):
-        batch = subcells[start : start + round_size]
-        results = _relax(run, batch, evaluator, progress)
-        judged = [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
-        relaxed_frames += judged
-        if not sc.adaptive:
-            continue
-        clusters.add([_product(f) for f in judged if f.info["valid"]])
-        names = clusters.known_names()
-        valid = [f for f in relaxed_frames if f.info["valid"]]
-        sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
-        rounds.append({"relaxed": len(relaxed_frames), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
-        if sep.separated and len(relaxed_frames) >= 2 * round_size:
-            progress.note(
-                f"stopping after {len(relaxed_frames)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
-                f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
-            )
-            break
+    workers = worker_count(round_size, run.potential.device, run.potential.name) if rx.engine == "batched" else 1
+    # one set of worker processes for every round
+    with WorkerPool(workers) if workers > 1 else nullcontext() as pool:
+        for start in range(0, len(subcells), round_size):
+            batch = subcells[start : start + round_size]
+            results = _relax(run, batch, evaluator, progress, pool)
+            judged = [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
+            relaxed_frames += judged
+            if not sc.adaptive:
+                continue
+            clusters.add([_product(f) for f in judged if f.info["valid"]])
+            names = clusters.known_names()
+            valid = [f for f in relaxed_frames if f.info["valid"]]
+            sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
+            rounds.append({"relaxed": len(relaxed_frames), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
+            if sep.separated and len(relaxed_frames) >= 2 * round_size:
+                progress.note(
+                    f"stopping after {len(relaxed_frames)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
+                    f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
+                )
+                break
     progress.finish()
     if sc.adaptive:
         stopped = "separated" if rounds and rounds[-1]["separated"] and len(relaxed_frames) < len(subcells) else "budget"
@@ -317,12 +321,15 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed_frames, "extxyz")
 
 
-def _relax(run: Run, cells: list[Atoms], evaluator: BatchEvaluator, progress: ProgressSink) -> list[RelaxResult]:
-    """The batched engine in this process, or (CPU, torch model, enough cells) in one worker per core."""
+def _relax(
+    run: Run, cells: list[Atoms], evaluator: BatchEvaluator, progress: ProgressSink, pool: WorkerPool | None
+) -> list[RelaxResult]:
+    """The batched engine in this process, or (CPU, torch model, enough cells) in the pool's worker processes."""
     rx = run.settings.relax
-    workers = worker_count(len(cells), run.potential.device, run.potential.name) if rx.engine == "batched" else 1
-    if workers > 1:
-        return relax_in_processes(cells, run.potential.name, workers, True, rx.fmax, rx.max_steps, on_progress=progress.advance)
+    if pool is not None and len(cells) >= pool.workers * MIN_CELLS_PER_WORKER:
+        return relax_in_processes(
+            cells, run.potential.name, pool.workers, True, rx.fmax, rx.max_steps, on_progress=progress.advance, pool=pool
+        )
     return relax_many(cells, evaluator, rx.fmax, rx.max_steps, on_done=lambda _index, _result: progress.advance())
 
 

@@ -214,5 +214,12 @@ def test_worker_processes_give_the_same_results(tiny_matgl_model):
     assert len(ticks) == len(cells)
     for a, b in zip(inline, parallel):
         assert a.steps == b.steps and abs(a.final_energy - b.final_energy) / a.n_atoms < 1e-4
+    from md.parallel_relax import WorkerPool
+
+    with WorkerPool(2) as pool:  # one set of processes for two rounds, as --max-subcells auto uses it
+        first = relax_in_processes(cells[:2], potential.name, 2, True, 0.05, 30, pool=pool)
+        second = relax_in_processes(cells[2:], potential.name, 2, True, 0.05, 30, pool=pool)
+    for a, b in zip(inline, first + second):
+        assert a.steps == b.steps and abs(a.final_energy - b.final_energy) / a.n_atoms < 1e-4
     assert worker_count(4, "cpu", potential.name) == 1  # too little work to start processes
     assert worker_count(400, "cuda", potential.name) == 1 and worker_count(400, "cpu", "emt") == 1
