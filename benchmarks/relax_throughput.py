@@ -9,6 +9,10 @@ the agreement (final energy per atom within 5 meV/atom and the same space group)
 
     python benchmarks/relax_throughput.py --potential chgnet            # 256 subcells
     python benchmarks/relax_throughput.py --potential chgnet --small    # 16 subcells, a few minutes on 2 cores
+    python benchmarks/relax_throughput.py --potential matgl:benchmarks/models/tensornet-tio2-stand-in --small
+
+--self-check also relaxes the cells one at a time from a 1e-6 A nudge, to show how far the reference
+path agrees with itself (small-cell relaxations under a float32 model can part ways on such changes).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class _MemoryAware:
             self.max_atoms = self.budget.max_atoms(self.max_atoms)
 
     def out_of_memory(self, atoms_in: int) -> None:
-        self.max_atoms = max(1, atoms_in // 2)
+        super().out_of_memory(atoms_in)  # type: ignore[misc]  # BatchEvaluator's halving
         if self.budget is not None:
             self.budget.headroom *= 0.7  # the estimate was too bold; stay further from the edge
 
