@@ -40,7 +40,7 @@ from matching.ranking import Outcome, PolymorphTally, lowest_energy_product, pre
 from matching.statistics import separation, share_intervals
 from matching.symmetry import Symmetry, find_symmetry, primitive_size
 from md.potentials import LoadedPotential, load_potential
-from md.batched_md import replica_rngs, run_replicas
+from md.batched_md import batch_replicas, replica_rngs, run_replicas
 from md.batched_relax import relax_many
 from md.evaluators import BatchEvaluator, make_evaluator
 from md.parallel_relax import MIN_CELLS_PER_WORKER, WorkerPool, relax_in_processes, worker_count
@@ -195,9 +195,7 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list]:
         return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance())
 
-    # Batching replicas pays on a GPU; on 2 CPU cores it measured 0.45x of running them one after another
-    # (benchmarks/md_replicas.py --small, CHGNet), so on a CPU they run in turn.
-    if len(starts) > 1 and run.settings.relax.engine == "batched" and run.potential.device == "cuda":
+    if run.settings.relax.engine == "batched" and batch_replicas(len(starts), run.potential.device):
         outcomes = run_replicas(starts, run.potential, make_evaluator(run.potential), one)
     else:
         outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]

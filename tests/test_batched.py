@@ -17,7 +17,7 @@ from amorph.settings import MeltQuenchSettings
 from matching.database import known_polymorphs
 from matching.statistics import separation, share_intervals
 from matching.symmetry import find_symmetry
-from md.batched_md import run_replicas
+from md.batched_md import batch_replicas, run_replicas
 from md.batched_relax import relax_many
 from md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
 from md.potentials import load_potential
@@ -162,6 +162,7 @@ def test_replicas_batched_equal_replicas_run_one_by_one():
     for (a, _), (b, _) in zip(batched, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
     assert max(calls) == 3  # all three replicas evaluated together
+    assert batch_replicas(3, "cuda") and not batch_replicas(3, "cpu") and not batch_replicas(1, "cuda")
 
 
 def test_share_intervals_and_separation():
