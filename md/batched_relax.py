@@ -61,13 +61,17 @@ def evaluate_in_passes(evaluator: BatchEvaluator, batch: CellBatch) -> tuple[Bat
                 _free_device_memory()
                 evaluator.out_of_memory(atoms_in)
                 continue  # retry this run of cells, smaller
-            for b in range(first, stop):
-                single = chunk if stop - first == 1 else batch.select(b, b + 1)
-                try:
-                    parts.append(evaluator.evaluate_batch(single) if stop - first > 1 else _raise(err))
-                except Exception as own:
-                    errors[b] = f"{type(own).__name__}: {own}"
-                    parts.append(_failed(single))
+            if stop - first == 1:  # this cell alone fails
+                errors[first] = f"{type(err).__name__}: {err}"
+                parts.append(_failed(chunk))
+            else:  # find the culprit: each cell on its own
+                for b in range(first, stop):
+                    single = batch.select(b, b + 1)
+                    try:
+                        parts.append(evaluator.evaluate_batch(single))
+                    except Exception as own:
+                        errors[b] = f"{type(own).__name__}: {own}"
+                        parts.append(_failed(single))
         first = stop
     if len(parts) == 1:
         return parts[0], errors
@@ -77,10 +81,6 @@ def evaluate_in_passes(evaluator: BatchEvaluator, batch: CellBatch) -> tuple[Bat
         ),
         errors,
     )
-
-
-def _raise(err: BaseException):
-    raise err
 
 
 def relax_many(
@@ -96,7 +96,7 @@ def relax_many(
     `in_flight` caps how many cells are relaxed together (default: as many as fill one forward pass
     of evaluator.max_atoms atoms). `on_done(index, result)` is called as each cell finishes.
     """
-    device = torch.device(getattr(evaluator, "device", "cpu"))
+    device = torch.device(evaluator.device)
     queue = deque(range(len(cells)))
     results: list[RelaxResult | None] = [None] * len(cells)
     state: FireState | None = None

@@ -168,7 +168,7 @@ class SkinNeighbours:
         """Edges within cutoff for the packed cells (as periodic_edges), reusing each key's list when safe."""
         starts = torch.cumsum(counts, 0) - counts
         counts_host, starts_host = counts.tolist(), starts.tolist()
-        stale = self._stale(frac, lattices, counts, keys)
+        stale = self._stale(frac, lattices, counts, counts_host, keys)
         if stale:
             self._rebuild(stale, frac, lattices, counts_host, starts_host, keys)
         lists = [self.lists[key] for key in keys]
@@ -181,9 +181,10 @@ class SkinNeighbours:
         within = (vectors * vectors).sum(-1) < self.cutoff * self.cutoff
         return edges[:, within], shifts[within]
 
-    def _stale(self, frac: torch.Tensor, lattices: torch.Tensor, counts: torch.Tensor, keys: list[int]) -> list[int]:
+    def _stale(
+        self, frac: torch.Tensor, lattices: torch.Tensor, counts: torch.Tensor, sizes: list[int], keys: list[int]
+    ) -> list[int]:
         """Cells without a list or whose list may miss a pair (one vectorised test for the whole batch)."""
-        sizes = counts.tolist()
         for key, n in zip(keys, sizes):  # a key now naming a cell of another size is listed afresh
             if key in self.lists and self.lists[key].frac0.shape[0] != n:
                 del self.lists[key]
