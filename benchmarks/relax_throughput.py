@@ -55,13 +55,19 @@ def agreement(title: str, first, second) -> bool:
     adaptor = AseAtomsAdaptor()
     energy_ok = same_group = 0
     worst = 0.0
-    for a, b in zip(first, second):
+    parted = []
+    for k, (a, b) in enumerate(zip(first, second)):
         de = abs(a.final_energy - b.final_energy) / a.n_atoms
         worst = max(worst, de)
         energy_ok += de <= 0.005
-        same_group += find_symmetry(adaptor.get_structure(a.atoms)).number == find_symmetry(adaptor.get_structure(b.atoms)).number
+        groups = find_symmetry(adaptor.get_structure(a.atoms)).number, find_symmetry(adaptor.get_structure(b.atoms)).number
+        same_group += groups[0] == groups[1]
+        if de > 0.005 or groups[0] != groups[1]:
+            status = "/".join(f"{r.steps} steps{'' if r.converged else ' (not converged)'}" for r in (a, b))
+            parted.append(f"  subcell {k} ({a.n_atoms} atoms): {1000 * de:.1f} meV/atom apart, space groups {groups[0]}/{groups[1]}, {status}")
     n = len(first)
     print(f"{title}: energy within 5 meV/atom {energy_ok}/{n} (worst {1000 * worst:.2f} meV/atom), same space group {same_group}/{n}")
+    print("\n".join(parted), flush=True)
     return energy_ok >= 0.95 * n and same_group >= 0.95 * n
 
 

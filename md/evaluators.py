@@ -220,11 +220,13 @@ class MatglEvaluator(_MemoryAware, BatchEvaluator):
         node_type = self.node_types[batch.numbers.to(device)]
         if bool((node_type < 0).any()):
             raise ValueError("an element is not covered by the model")
-        dtype = matgl_float()
+        dtype, index_dtype = matgl_dtypes()
         graph = Batch(
             node_type=node_type,
             frac_coords=frac.to(dtype),
-            edge_index=edges,
+            # matgl's own converter gives int32 edges; with int64 the TensorNet's index_add aggregation
+            # ran 15% slower (48-atom TiO2, 2 CPU cores: 110 ms vs 94 ms per call)
+            edge_index=edges.to(index_dtype),
             pbc_offset=shifts.to(dtype),
             batch=atom_cell,
             ptr=torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]),
@@ -243,18 +245,28 @@ class MatglEvaluator(_MemoryAware, BatchEvaluator):
         )
 
 
-def matgl_float() -> torch.dtype:
+def matgl_dtypes() -> tuple[torch.dtype, torch.dtype]:
+    """matgl's float and integer types (float32 and int32 unless changed with matgl.set_default_dtype)."""
     import matgl
 
-    return matgl.float_th
+    return matgl.float_th, matgl.int_th
 
 
 class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
-    """CHGNet's own batched prediction (`predict_graph` on a list of crystal graphs).
+    """CHGNet on a batch of crystal graphs: one forward pass and one backward pass for all cells.
 
     CHGNet's graphs (atom graph at 6 A plus the bond graph for its angle terms) are built by its own
-    converter on the host, per cell and step; only the model pass is batched.
+    converter on the host, per cell and step; the model pass is batched.
+
+    We deliberately do not call CHGNet's `predict_graph`: it takes forces and stresses with two
+    autograd passes that each build a graph for a second derivative (`create_graph=True`, which
+    training needs). Inference needs one first-derivative pass for both, which is what `_pass` does
+    through CHGNet's own featurisation (`BatchedGraph.from_graphs`) and layers (`_compute`).
+    Measured on 1 core, 16 six- and twelve-atom TiO2 cells: 0.90 s per pass with predict_graph,
+    0.47 s this way, forces equal to 1e-4 eV/A (float32).
     """
+
+    GPA_PER_EV_A3 = 160.21766208  # CHGNet's own stress conversion, kept so stresses match its calculator
 
     def __init__(self, potential: LoadedPotential, max_atoms: int, memory: DeviceMemory | None = None):
         self.model = potential.model
@@ -268,17 +280,38 @@ class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
         model = self.model
         graphs = [model.graph_converter(AseAtomsAdaptor.get_structure(cell)).to(self.device) for cell in cells]  # type: ignore[union-attr]
         self._start_pass()
-        predictions = model.predict_graph(graphs, task="efs", batch_size=len(graphs))  # type: ignore[union-attr]
+        energies, forces, stresses = self._pass(graphs, [len(c) for c in cells])
         self._end_pass(sum(len(c) for c in cells), sum(int(g.atom_graph.shape[0]) for g in graphs))
-        if isinstance(predictions, dict):
-            predictions = [predictions]
-        out = []
-        for cell, p in zip(cells, predictions):
-            n = len(cell)
-            energy = float(p["e"]) * (n if model.is_intensive else 1)  # type: ignore[union-attr]
-            # CHGNetCalculator's conversion: GPa -> eV/A^3 with units.GPa, same sign
-            out.append(Evaluation(energy, np.asarray(p["f"]), np.asarray(p["s"]) * ase_units.GPa))
-        return out
+        # CHGNetCalculator's conversion: GPa -> eV/A^3 with units.GPa, same sign
+        return [
+            Evaluation(float(e), f, s * ase_units.GPa)
+            for e, f, s in zip(energies.tolist(), forces, stresses)
+        ]
+
+    def _pass(self, graphs: list, counts: list[int]) -> tuple[torch.Tensor, list[np.ndarray], list[np.ndarray]]:
+        """Total energies (eV), forces (eV/A) and stresses (GPa, CHGNet's sign) of the graphs."""
+        from chgnet.model.model import BatchedGraph
+
+        model = self.model
+        model.eval()  # type: ignore[union-attr]
+        batched = BatchedGraph.from_graphs(
+            graphs,
+            bond_basis_expansion=model.bond_basis_expansion,  # type: ignore[union-attr]
+            angle_basis_expansion=model.angle_basis_expansion,  # type: ignore[union-attr]
+            compute_stress=True,  # strains that require grad: the stress is d(energy)/d(strain)
+        )
+        prediction = model._compute(batched, compute_force=False, compute_stress=False)  # type: ignore[union-attr]
+        atoms = torch.as_tensor(counts, dtype=prediction["e"].dtype, device=prediction["e"].device)
+        total = prediction["e"] * atoms if model.is_intensive else prediction["e"]  # type: ignore[union-attr]
+        grads = torch.autograd.grad(total.sum(), [*batched.atom_positions, *batched.strains])
+        with torch.no_grad():  # the elemental reference energies, as CHGNet.forward adds them
+            reference = model.composition_model(graphs) if model.composition_model is not None else 0  # type: ignore[union-attr]
+            energy = prediction["e"].detach() + reference  # CHGNet's "e": per atom when intensive
+            energies = energy * atoms if model.is_intensive else energy  # type: ignore[union-attr]
+        b = len(graphs)
+        forces = [(-g).detach().cpu().numpy() for g in grads[:b]]
+        stresses = [(g * self.GPA_PER_EV_A3 / v).detach().cpu().numpy() for g, v in zip(grads[b:], batched.volumes)]
+        return energies.detach().cpu(), forces, stresses
 
 
 def default_max_atoms(device: str) -> int:
