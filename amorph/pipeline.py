@@ -195,9 +195,10 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list]:
         return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance())
 
-    if run.settings.relax.engine == "batched" and batch_replicas(len(starts), run.potential.device):
-        outcomes = run_replicas(starts, run.potential, make_evaluator(run.potential), one)
-    else:
+    if run.settings.relax.engine == "batched":  # forces from the batched evaluator, replicas together on a GPU
+        together = batch_replicas(len(starts), run.potential.device)
+        outcomes = run_replicas(starts, run.potential, make_evaluator(run.potential), one, together)
+    else:  # the plain ASE calculator, as one-at-a-time codes run it
         outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]
     progress.finish()
     rows, frames = [], []

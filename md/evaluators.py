@@ -270,6 +270,7 @@ class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
 
     def __init__(self, potential: LoadedPotential, max_atoms: int, memory: DeviceMemory | None = None):
         self.model = potential.model
+        self.model.eval()  # type: ignore[union-attr]
         self.device = potential.device
         self.max_atoms = max_atoms
         self._setup_budget(self.device, memory)
@@ -293,7 +294,6 @@ class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
         from chgnet.model.model import BatchedGraph
 
         model = self.model
-        model.eval()  # type: ignore[union-attr]
         batched = BatchedGraph.from_graphs(
             graphs,
             bond_basis_expansion=model.bond_basis_expansion,  # type: ignore[union-attr]

@@ -177,6 +177,11 @@ def test_replicas_batched_equal_replicas_run_one_by_one():
     for (a, _), (b, _) in zip(batched, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
     assert max(calls) == 3  # all three replicas evaluated together
+    calls.clear()
+    in_turn = run_replicas(starts, emt, Counting(emt), one, together=False)
+    for (a, _), (b, _) in zip(in_turn, single):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
+    assert calls and max(calls) == 1  # one replica at a time, each through the evaluator
     assert batch_replicas(3, "cuda") and not batch_replicas(3, "cpu") and not batch_replicas(1, "cuda")
 
 
@@ -239,3 +244,11 @@ def test_worker_processes_give_the_same_results(tiny_matgl_model):
         assert a.steps == b.steps and abs(a.final_energy - b.final_energy) / a.n_atoms < 1e-4
     assert worker_count(4, "cpu", potential.name) == 1  # too little work to start processes
     assert worker_count(400, "cuda", potential.name) == 1 and worker_count(400, "cpu", "emt") == 1
+
+
+def test_a_failing_worker_is_reported_not_waited_for(tmp_path):
+    from md.parallel_relax import chunk_size, relax_in_processes
+
+    with pytest.raises(Exception, match="missing-model"):
+        relax_in_processes(_rattled_cells(2), f"matgl:{tmp_path / 'missing-model'}", 2, True, 0.05, 30)
+    assert chunk_size(16, 2) == 4 and chunk_size(5, 2) == 2 and chunk_size(100_000, 2) == 64
