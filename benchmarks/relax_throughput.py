@@ -53,7 +53,7 @@ def fixed_subcells(potential, n: int, atoms: int, md_steps: int) -> list:
 def agreement(title: str, first, second) -> bool:
     """Print how many relaxed subcells agree (energy within 5 meV/atom, same space group); True at >= 95%."""
     adaptor = AseAtomsAdaptor()
-    energy_ok = same_group = 0
+    energy_ok = same_group = both_converged = converged_agree = 0
     worst = 0.0
     parted = []
     for k, (a, b) in enumerate(zip(first, second)):
@@ -62,11 +62,15 @@ def agreement(title: str, first, second) -> bool:
         energy_ok += de <= 0.005
         groups = find_symmetry(adaptor.get_structure(a.atoms)).number, find_symmetry(adaptor.get_structure(b.atoms)).number
         same_group += groups[0] == groups[1]
+        if a.converged and b.converged:
+            both_converged += 1
+            converged_agree += de <= 0.005 and groups[0] == groups[1]
         if de > 0.005 or groups[0] != groups[1]:
             status = "/".join(f"{r.steps} steps{'' if r.converged else ' (not converged)'}" for r in (a, b))
             parted.append(f"  subcell {k} ({a.n_atoms} atoms): {1000 * de:.1f} meV/atom apart, space groups {groups[0]}/{groups[1]}, {status}")
     n = len(first)
-    print(f"{title}: energy within 5 meV/atom {energy_ok}/{n} (worst {1000 * worst:.2f} meV/atom), same space group {same_group}/{n}")
+    print(f"{title}: energy within 5 meV/atom {energy_ok}/{n} (worst {1000 * worst:.2f} meV/atom), same space group {same_group}/{n}; "
+          f"of the {both_converged} converged in both, {converged_agree} agree on both")
     print("\n".join(parted), flush=True)
     return energy_ok >= 0.95 * n and same_group >= 0.95 * n
 
