@@ -59,7 +59,7 @@ class RelaxSettings:
     max_steps: int = 500
     fusion_distance: float = 1.5  # A; per pair min(this, 0.6 x sum of covalent radii)
     energy_drop_limit: float = 2.0  # eV/atom below the amorphous cell: beyond this the potential failed
-    engine: str = "batched"  # batched: many cells per forward pass (matgl, CHGNet); sequential: one ASE call per cell
+    engine: str = "batched"  # batched: many cells per forward pass, MD through the same evaluator; sequential: plain ASE calls
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,8 @@ def predict(
     engine: Annotated[
         Optional[str],
         typer.Option(
-            help="batched: many subcells per forward pass (matgl, CHGNet); sequential: one ASE call per subcell.",
+            help="batched: many subcells per forward pass, and MD forces from the same engine (matgl, CHGNet); "
+            "sequential: the plain ASE calculator, one cell per call, for MD and relaxation.",
             rich_help_panel=PANEL_SUB,
         ),
     ] = None,

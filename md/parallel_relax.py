@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import queue
 import os
+import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -60,9 +60,9 @@ _LOADED: dict[tuple[str, bool], object] = {}  # in a worker: the evaluator, load
 _FINISHED = None  # in a worker: the queue its results go back on (given when the process starts)
 
 
-def _set_finished(queue) -> None:
+def _set_finished(results) -> None:
     global _FINISHED
-    _FINISHED = queue
+    _FINISHED = results
 
 
 def _relax_chunk(cells: list[Atoms], first: int, potential_name: str, batched: bool, fmax: float, max_steps: int, threads: int) -> None:
