@@ -1,9 +1,9 @@
 """R melt-quench replicas with one batched force call per MD step vs R runs one after another.
 
-A third timing runs the replicas one after another through the batched evaluator (what amorph does
-on a CPU, where batching replicas does not pay). Same potential, same start cells (random TiO2 packings, seeds 0..R-1), same random streams, so the
-two ways integrate the same trajectories (up to floating-point noise of batched evaluation). Prints
-atom-steps per second for both and, last:
+Same potential, same start cells (random TiO2 packings, seeds 0..R-1), same random streams, so the
+two ways integrate the same trajectories (up to floating-point noise of batched evaluation). A third
+timing runs the replicas one after another through the batched evaluator, which is what amorph does
+on a CPU, where that beats batching them. Prints atom-steps per second for each and, last:
 
     ratio: <batched / sequential>
 
