@@ -43,7 +43,7 @@ from md.potentials import LoadedPotential, load_potential
 from md.batched_md import batch_replicas, replica_rngs, run_replicas
 from md.batched_relax import relax_many
 from md.evaluators import BatchEvaluator, make_evaluator
-from md.parallel_relax import MIN_CELLS_PER_WORKER, WorkerPool, relax_in_processes, worker_count
+from md.parallel_relax import WorkerPool, relax_in_processes, worker_count
 from md.relax import RelaxResult, invalid_reason
 from motifs.subcells import extract_subcells
 from results import provenance
@@ -325,7 +325,7 @@ def _relax(
 ) -> list[RelaxResult]:
     """The batched engine in this process, or (CPU, torch model, enough cells) in the pool's worker processes."""
     rx = run.settings.relax
-    if pool is not None and len(cells) >= pool.workers * MIN_CELLS_PER_WORKER:
+    if pool is not None and worker_count(len(cells), run.potential.device, run.potential.name) >= pool.workers:
         return relax_in_processes(
             cells, run.potential.name, pool.workers, True, rx.fmax, rx.max_steps, on_progress=progress.advance, pool=pool
         )

@@ -24,6 +24,7 @@ from md.evaluators import BatchEvaluator, BatchResult, CellBatch, new_keys
 from md.fire import FireState
 from md.relax import RelaxResult
 
+
 def _is_out_of_memory(err: BaseException) -> bool:
     return "out of memory" in str(err).lower()
 
