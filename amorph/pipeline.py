@@ -238,6 +238,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
             rng=rngs[k],
             sizes=sizes,
             any_composition=sc.any_composition,
+            push_cut_contacts=sc.push_cut_contacts,
         )
         censuses.append(census)
         for sub in subcells:
@@ -248,6 +249,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
                 lower=" ".join(f"{v:.4f}" for v in sub.lower),
                 upper=" ".join(f"{v:.4f}" for v in sub.upper),
                 source_indices=" ".join(map(str, sub.indices)),
+                cut_push=sub.pushed,
             )
             frames.append(atoms)
         progress.advance()
@@ -259,13 +261,20 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
         + (f" (sizes divisible by {', '.join(map(str, sizes))})" if sizes else "")
         + (f" from {len(replicas)} replicas" if len(replicas) > 1 else "")
     )
+    pushes = [float(a.info["cut_push"]) for a in frames]
+    pushed = {"subcells": sum(p > 0 for p in pushes), "largest_move": max(pushes, default=0.0)} if sc.push_cut_contacts else None
+    if pushed:
+        progress.note(
+            f"contacts made by the cut pushed apart in {pushed['subcells']} of {len(frames)} subcells "
+            f"(farthest move {pushed['largest_move']:.2f} A)"
+        )
     if not frames:
         raise AmorphError(
             f"no subcell of {sc.n_min}-{sc.n_max} atoms with the composition of {run.formula.reduced}; "
             "widen --n-min/--n-max or --d-frac"
         )
     run.out.write_atoms(files.SUBCELLS_INITIAL, frames, "extxyz")
-    census_info = total | {"allowed_sizes": sizes, "per_replica": [asdict(c) for c in censuses]}
+    census_info = total | {"allowed_sizes": sizes, "cut_contacts_pushed": pushed, "per_replica": [asdict(c) for c in censuses]}
     run.out.write_json("subcell_census.json", census_info)
 
 
@@ -392,6 +401,7 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
                 "formula": atoms.get_chemical_formula(mode="metal"),
                 "lower": info["lower"],
                 "upper": info["upper"],
+                "cut_push": float(info.get("cut_push", 0.0)),
                 "initial_energy_per_atom": info["initial_energy"] / n,
                 "final_energy_per_atom": info["final_energy"] / n,
                 "relax_steps": info["relax_steps"],

@@ -49,6 +49,7 @@ class SubcellSettings:
     adaptive: bool = False  # --max-subcells auto: relax in rounds until the leader is clear at 95%
     any_composition: bool = False  # False: only whole multiples of the reduced formula
     all_sizes: bool = False  # False: only sizes that some known polymorph's primitive cell divides
+    push_cut_contacts: bool = True  # part atoms the cut brought too close (motifs.subcells); False: as cut, as the paper
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Batched vs one-at-a-time subcell relaxation, side by side in one run, same potential and settings.
 
 One fixed disordered TiO2 cell (random packing, seed 0, optionally melt-quenched), the same N subcells
-cut from it, relaxed (a) one at a time with ASE FIRE + FrechetCellFilter through the potential's ASE
+cut from it (contacts made by the cut pushed apart, as amorph predict does; --as-cut: not), relaxed (a) one at a time with ASE FIRE + FrechetCellFilter through the potential's ASE
 calculator, and (b) with the batched engine (md.batched_relax). Prints subcells per second for both,
 the agreement (final energy per atom within 5 meV/atom and the same space group), and last:
 
@@ -39,13 +39,14 @@ from md.relax import relax
 from motifs.subcells import extract_subcells
 
 
-def fixed_subcells(potential, n: int, atoms: int, md_steps: int) -> list:
+def fixed_subcells(potential, n: int, atoms: int, md_steps: int, push_cut_contacts: bool = True) -> list:
     formula = parse_formula("TiO2")
     cell, _ = start_structure(formula, PackingSettings(target_atoms=atoms), np.random.default_rng([0, 1]), known_polymorphs("TiO2"))
     if md_steps:
         cell, _ = melt_quench(cell, potential, MeltQuenchSettings(steps_per_stage=md_steps), np.random.default_rng([0, 2]))
     subcells, _ = extract_subcells(
-        cell, formula, d_frac=0.1, n_min=3, n_max=12, max_subcells=n, rng=np.random.default_rng([0, 3]), sizes=[6, 12]
+        cell, formula, d_frac=0.1, n_min=3, n_max=12, max_subcells=n, rng=np.random.default_rng([0, 3]), sizes=[6, 12],
+        push_cut_contacts=push_cut_contacts,
     )
     return [s.atoms for s in subcells]
 
@@ -87,14 +88,16 @@ def main() -> None:
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--max-atoms", type=int, default=None, help="atoms per batched forward pass (default: per device)")
+    parser.add_argument("--as-cut", action="store_true", help="subcells exactly as cut, as amorph predict --keep-cut-contacts")
     parser.add_argument("--self-check", action="store_true", help="also relax one at a time from a 1e-6 A nudge and compare")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     n = 16 if args.small else args.n
 
     potential = load_potential(args.potential, args.device)
-    cells = fixed_subcells(potential, n, args.atoms, args.md_steps)
-    print(f"potential {potential.name} on {potential.device}; {len(cells)} subcells of {sorted({len(c) for c in cells})} atoms")
+    cells = fixed_subcells(potential, n, args.atoms, args.md_steps, push_cut_contacts=not args.as_cut)
+    print(f"potential {potential.name} on {potential.device}; {len(cells)} subcells of {sorted({len(c) for c in cells})} atoms"
+          + (", as cut" if args.as_cut else ", cut contacts pushed apart"))
 
     calculator = potential.make_calculator()
     started = time.perf_counter()

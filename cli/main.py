@@ -105,6 +105,14 @@ def predict(
             rich_help_panel=PANEL_SUB,
         ),
     ] = False,
+    keep_cut_contacts: Annotated[
+        bool,
+        typer.Option(
+            help="Relax subcells exactly as cut, as the paper does; by default atoms that the new periodic "
+            "boundaries bring too close are pushed apart first.",
+            rich_help_panel=PANEL_SUB,
+        ),
+    ] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its first missing stage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
@@ -136,6 +144,7 @@ def predict(
         adaptive=adaptive,
         any_composition=any_composition or None,
         all_sizes=all_sizes or None,
+        push_cut_contacts=False if keep_cut_contacts else None,
     )
     settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps, engine=engine)
     run_dir = out or _default_out(formula.strip())

@@ -46,3 +46,24 @@ def test_random_packing_is_seeded():
     c = random_packing(f, 16, 16 * 13.0, np.random.default_rng(8))
     assert np.allclose(a.positions, b.positions)
     assert not np.allclose(a.positions, c.positions)
+
+
+def test_push_apart_parts_overlaps_in_many_cells_and_leaves_the_rest():
+    from ase import Atoms
+
+    from amorph.packing import push_apart
+
+    d0 = 0.8 * 2 * 1.32  # Cu-Cu contact distance
+    crowded = Atoms("Cu2", positions=[[1, 1, 1], [1.5, 1, 1]], cell=[6, 6, 6], pbc=True)
+    # sheared cell, overlap across the periodic boundary only
+    sheared = Atoms("Cu2", scaled_positions=[[0.02, 0.5, 0.5], [0.97, 0.5, 0.5]], cell=[[5, 0, 0], [2, 5, 0], [0, 0, 5]], pbc=True)
+    fine = Atoms("Cu2", positions=[[1, 1, 1], [4, 1, 1]], cell=[6, 6, 6], pbc=True)
+    collapsed = Atoms("Cu2", positions=[[0, 1, 1], [0, 1.2, 1]], cell=[0.01, 6, 6], pbc=True)  # far too thin to list
+    before = [c.positions.copy() for c in (fine, collapsed)]
+    moves = push_apart([crowded, sheared, fine, collapsed], 100)
+    for cell in (crowded, sheared):
+        assert cell.get_distance(0, 1, mic=True) >= 0.95 * d0 - 1e-9
+    assert moves[0] == pytest.approx((d0 - 0.5) / 2, abs=1e-9)  # each atom takes half the way to contact
+    assert moves[1] > 0
+    assert moves[2:] == [0.0, 0.0]
+    assert np.array_equal(fine.positions, before[0]) and np.array_equal(collapsed.positions, before[1])

@@ -23,8 +23,11 @@ def test_smoke_run_writes_every_report(cu_smoke_run):
     subcells = pd.read_csv(out / "subcells.csv")
     assert len(subcells) >= 20
     for col in ["id", "n_atoms", "formula", "lower", "upper", "initial_energy_per_atom", "final_energy_per_atom",
-                "relax_steps", "converged", "valid", "reason", "spacegroup_symbol", "spacegroup_number", "match"]:
+                "relax_steps", "converged", "valid", "reason", "spacegroup_symbol", "spacegroup_number", "match", "cut_push"]:
         assert col in subcells.columns, col
+    census = json.loads((out / "subcell_census.json").read_text())
+    assert census["cut_contacts_pushed"]["subcells"] == (subcells["cut_push"] > 0).sum() > 0
+    assert census["cut_contacts_pushed"]["largest_move"] == pytest.approx(subcells["cut_push"].max())
     assert subcells["valid"].sum() >= 20
     # a relaxation never raises the energy of a valid product
     valid = subcells[subcells["valid"]]
@@ -70,6 +73,16 @@ def test_resume_redoes_only_missing_stages(cu_smoke_run, cli, tmp_path):
     after = json.loads(stdout)
     assert after["polymorphs"] == before["polymorphs"] and after["prediction"] == before["prediction"]
     assert (out / "subcells_relaxed.extxyz").stat().st_mtime_ns == relaxed_mtime
+
+
+def test_keep_cut_contacts_relaxes_subcells_as_cut(cli, tmp_path):
+    out = tmp_path / "as-cut"
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--md-steps", "20",
+                          "--max-subcells", "8", "--keep-cut-contacts", "--out", str(out), "--quiet")
+    assert code == 0, stderr
+    assert json.loads((out / "config.json").read_text())["settings"]["subcells"]["push_cut_contacts"] is False
+    assert json.loads((out / "subcell_census.json").read_text())["cut_contacts_pushed"] is None
+    assert (pd.read_csv(out / "subcells.csv")["cut_push"] == 0).all()
 
 
 def test_quiet_prints_only_the_prediction(cli, tmp_path):
