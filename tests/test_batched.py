@@ -247,8 +247,12 @@ def test_worker_processes_give_the_same_results(tiny_matgl_model):
 
 
 def test_a_failing_worker_is_reported_not_waited_for(tmp_path):
-    from md.parallel_relax import chunk_size, relax_in_processes
+    from md.parallel_relax import chunk_bounds, relax_in_processes
 
     with pytest.raises(Exception, match="missing-model"):
         relax_in_processes(_rattled_cells(2), f"matgl:{tmp_path / 'missing-model'}", 2, True, 0.05, 30)
-    assert chunk_size(16, 2) == 4 and chunk_size(5, 2) == 2 and chunk_size(100_000, 2) == 64
+    sizes = [stop - start for start, stop in chunk_bounds(40, 2)]
+    assert sizes == [10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1]  # shrinking: the last chunks balance the workers
+    bounds = chunk_bounds(100_000, 2)
+    assert bounds[0] == (0, 64) and bounds[-1][1] == 100_000
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
