@@ -263,7 +263,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
     )
     pushes = [float(a.info["cut_push"]) for a in frames]
     pushed = {"subcells": sum(p > 0 for p in pushes), "largest_move": max(pushes, default=0.0)} if sc.push_cut_contacts else None
-    if pushed:
+    if pushed is not None:
         progress.note(
             f"contacts made by the cut pushed apart in {pushed['subcells']} of {len(frames)} subcells "
             f"(farthest move {pushed['largest_move']:.2f} A)"
