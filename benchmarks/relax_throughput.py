@@ -1,8 +1,9 @@
 """Batched vs one-at-a-time subcell relaxation, side by side in one run, same potential and settings.
 
 One fixed disordered TiO2 cell (random packing, seed 0, optionally melt-quenched), the same N subcells
-cut from it (contacts made by the cut pushed apart, as amorph predict does; --as-cut: not), relaxed (a) one at a time with ASE FIRE + FrechetCellFilter through the potential's ASE
-calculator, and (b) with the batched engine (md.batched_relax). Prints subcells per second for both,
+cut from it (contacts made by the cut pushed apart, as amorph predict does; --as-cut: not), relaxed
+(a) one at a time with ASE FIRE + FrechetCellFilter through the potential's ASE calculator, and (b)
+with the batched engine (md.batched_relax). Prints subcells per second for both,
 the agreement (final energy per atom within 5 meV/atom and the same space group), and last:
 
     ratio: <batched / one-at-a-time>
