@@ -16,7 +16,7 @@ from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 
 from amorph.composition import Formula
-from md.neighbours import MAX_IMAGES_PER_AXIS, periodic_edges
+from md.neighbours import MAX_IMAGES_PER_AXIS, image_extents, periodic_edges
 
 # Two atoms "touch" at this fraction of the sum of their covalent radii. Bonds in solids sit at
 # roughly 0.85-1.0 x that sum, so nothing the MD will want is forbidden, but cores never overlap.
@@ -76,7 +76,7 @@ def push_apart(cells: Sequence[Atoms], max_iterations: int) -> list[float]:
     cell_of_atom = torch.repeat_interleave(torch.arange(len(cells)), counts)
     moved = torch.zeros_like(frac)
     # A cell too thin for the neighbour search (a collapsed box) is left as it is; its relaxation fails.
-    active = (torch.floor(cutoff * inverses.norm(dim=1)) + 1 <= MAX_IMAGES_PER_AXIS).all(dim=1)
+    active = (image_extents(lattices, cutoff) <= MAX_IMAGES_PER_AXIS).all(dim=1)
     for _ in range(max_iterations):
         ids = active.nonzero().flatten()
         if len(ids) == 0:
@@ -108,10 +108,13 @@ def push_apart(cells: Sequence[Atoms], max_iterations: int) -> list[float]:
     return farthest.tolist()
 
 
-def minimum_contact_ratio(atoms: Atoms) -> float:
-    """Smallest distance / contact distance over all pairs: >= 0.95 after packing."""
+def minimum_contact_ratio(atoms: Atoms, own_images: bool = True) -> float:
+    """Smallest distance / contact distance over all pairs: >= 0.95 after packing (and, leaving out
+    each atom's contact with its own images, after push_apart)."""
     d0_table = contact_distances(np.arange(len(covalent_radii)))
     i, j, dist = neighbor_list("ijd", atoms, _largest_contact(atoms.numbers, d0_table))
+    if not own_images:
+        i, j, dist = i[i != j], j[i != j], dist[i != j]
     if len(dist) == 0:
         return float("inf")
     return float(np.min(dist / d0_table[atoms.numbers[i], atoms.numbers[j]]))

@@ -22,14 +22,20 @@ MAX_IMAGES_PER_AXIS = 40  # a cell thinner than cutoff / 40 along some axis has 
 MAX_CANDIDATES = 4_000_000  # pair-image candidates examined in one go (memory: ~100 MB in float64)
 
 
-def image_ranges(lattices: torch.Tensor, cutoff: float) -> torch.Tensor:
+def image_extents(lattices: torch.Tensor, cutoff: float) -> torch.Tensor:
     """Per cell and axis, the largest |n| needed for wrapped coordinates: floor(cutoff / spacing) + 1.
 
     The spacing between lattice planes along axis k is 1 / |column k of inv(lattice)|; with wrapped
     fractional coordinates a pair differs by less than one cell along each axis, hence the + 1.
+    A cell is listable when no extent exceeds MAX_IMAGES_PER_AXIS.
     """
     spacing_inv = torch.linalg.inv(lattices).norm(dim=1)  # (B, 3): |b_k|, the reciprocal vectors without 2 pi
-    ranges = torch.floor(cutoff * spacing_inv).long() + 1
+    return torch.floor(cutoff * spacing_inv).long() + 1
+
+
+def image_ranges(lattices: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """image_extents, refusing a collapsed cell."""
+    ranges = image_extents(lattices, cutoff)
     if bool((ranges > MAX_IMAGES_PER_AXIS).any()):
         raise ValueError(f"a cell is thinner than cutoff / {MAX_IMAGES_PER_AXIS} along some axis (collapsed cell)")
     return ranges

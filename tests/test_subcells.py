@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 
 from amorph.composition import parse_formula
-from ase.neighborlist import neighbor_list
-
-from amorph.packing import contact_distances, random_packing
+from amorph.packing import minimum_contact_ratio, random_packing
 from motifs.subcells import allowed_counts, extract_subcells, grid_intervals
 
 
@@ -66,28 +64,20 @@ def test_any_composition_widens_the_filter(amorphous_tio2):
     assert off and all(2 <= s.n_atoms <= 8 for s in off)
 
 
-def _worst_contact(atoms) -> float:
-    """Smallest distance / contact distance over pairs of different atoms (own images left out)."""
-    d0 = contact_distances(np.arange(100))
-    i, j, d = neighbor_list("ijd", atoms, 3.0)
-    ratio = d[i != j] / d0[atoms.numbers[i[i != j]], atoms.numbers[j[i != j]]]
-    return float(ratio.min(initial=np.inf))
-
-
 def test_contacts_made_by_the_cut_are_pushed_apart(amorphous_tio2):
     f = parse_formula("TiO2")
     cut, _ = extract_subcells(amorphous_tio2, f, 0.1, 2, 12, 200, np.random.default_rng(2), sizes=[6], push_cut_contacts=False)
     pushed, _ = extract_subcells(amorphous_tio2, f, 0.1, 2, 12, 200, np.random.default_rng(2), sizes=[6])
     assert [s.indices for s in cut] == [s.indices for s in pushed]  # the same boxes, only atoms moved
     # the packed parent has no overlaps, but making a box periodic brings its faces together
-    assert min(_worst_contact(s.atoms) for s in cut) < 0.6
+    assert min(minimum_contact_ratio(s.atoms, own_images=False) for s in cut) < 0.6
     for a, b in zip(cut, pushed):
         assert np.allclose(a.atoms.cell.array, b.atoms.cell.array)
         assert a.pushed == 0.0
-        assert _worst_contact(b.atoms) >= 0.95 - 1e-9
+        assert minimum_contact_ratio(b.atoms, own_images=False) >= 0.95 - 1e-9
         step = b.atoms.get_scaled_positions() - a.atoms.get_scaled_positions()
         moved = np.linalg.norm((step - np.round(step)) @ a.atoms.cell.array, axis=1)
         assert moved.max() == pytest.approx(b.pushed, abs=1e-9)  # the recorded move is the real one
-        if _worst_contact(a.atoms) >= 0.95:
+        if minimum_contact_ratio(a.atoms, own_images=False) >= 0.95:
             assert b.pushed == 0.0  # a box without crowded contacts is left exactly as cut
     assert 0 < max(s.pushed for s in pushed) < 2.0
