@@ -132,9 +132,28 @@ class BatchEvaluator:
         self.max_atoms = max(1, atoms_in // 2)
 
 
-class _MemoryAware:
-    """Mixin for torch evaluators: on a GPU, size the passes from free memory (md.memory)."""
+class AseEvaluator(BatchEvaluator):
+    """Any ASE calculator, one cell at a time (the reference path the batched ones must agree with)."""
 
+    def __init__(self, potential: LoadedPotential):
+        self.calculator = potential.make_calculator()
+        self.max_atoms = 1  # one cell per call
+
+    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
+        out = []
+        for cell in cells:
+            atoms = cell.copy()
+            atoms.calc = self.calculator
+            stress = atoms.get_stress(voigt=False)
+            out.append(Evaluation(float(atoms.get_potential_energy()), atoms.get_forces().copy(), stress.copy()))
+        return out
+
+
+class _GraphEvaluator(BatchEvaluator):
+    """A torch model on graphs we list ourselves (md.neighbours), cells with keys keeping their lists;
+    on a GPU the passes are sized from the free memory (md.memory)."""
+
+    neighbours: SkinNeighbours
     budget: MemoryBudget | None = None
     max_atoms: int
 
@@ -153,46 +172,34 @@ class _MemoryAware:
             self.max_atoms = self.budget.max_atoms(self.max_atoms)
 
     def out_of_memory(self, atoms_in: int) -> None:
-        super().out_of_memory(atoms_in)  # type: ignore[misc]  # BatchEvaluator's halving
+        super().out_of_memory(atoms_in)  # BatchEvaluator's halving
         if self.budget is not None:
             self.budget.headroom *= 0.7  # the estimate was too bold; stay further from the edge
 
-
-class AseEvaluator(BatchEvaluator):
-    """Any ASE calculator, one cell at a time (the reference path the batched ones must agree with)."""
-
-    def __init__(self, potential: LoadedPotential):
-        self.calculator = potential.make_calculator()
-        self.max_atoms = 1  # one cell per call
+    def forget(self, keys: list[int]) -> None:
+        self.neighbours.forget(keys)
 
     def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
-        out = []
-        for cell in cells:
-            atoms = cell.copy()
-            atoms.calc = self.calculator
-            stress = atoms.get_stress(voigt=False)
-            out.append(Evaluation(float(atoms.get_potential_energy()), atoms.get_forces().copy(), stress.copy()))
-        return out
+        batch = CellBatch.from_atoms(cells, self.device)
+        batch.keys = keys
+        return self.evaluate_batch(batch).evaluations([len(c) for c in cells])
+
+    def _listed(self, batch: CellBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch on the model's device, with its edges within the cutoff: counts, lattices, the cell
+        of each atom, unwrapped fractional coordinates, edges (2, E) and image shifts (E, 3)."""
+        device = self.device
+        counts = batch.counts.to(device)
+        lattices = batch.cells.to(device)
+        atom_cell = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+        frac = torch.linalg.solve(lattices[atom_cell].transpose(1, 2), batch.positions.to(device).unsqueeze(-1)).squeeze(-1)
+        if batch.keys is None:
+            edges, shifts = periodic_edges(frac, lattices, counts, self.neighbours.cutoff)
+        else:
+            edges, shifts = self.neighbours.edges(frac, lattices, counts, batch.keys)
+        return counts, lattices, atom_cell, frac, edges, shifts
 
 
-def _listed(
-    batch: CellBatch, device: str, neighbours: SkinNeighbours
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A batch on the model's device, with its edges within the cutoff: counts, lattices, the cell of
-    each atom, unwrapped fractional coordinates, edges (2, E) and image shifts (E, 3). Cells with keys
-    reuse their neighbour lists (md.neighbours.SkinNeighbours)."""
-    counts = batch.counts.to(device)
-    lattices = batch.cells.to(device)
-    atom_cell = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
-    frac = torch.linalg.solve(lattices[atom_cell].transpose(1, 2), batch.positions.to(device).unsqueeze(-1)).squeeze(-1)
-    if batch.keys is None:
-        edges, shifts = periodic_edges(frac, lattices, counts, neighbours.cutoff)
-    else:
-        edges, shifts = neighbours.edges(frac, lattices, counts, batch.keys)
-    return counts, lattices, atom_cell, frac, edges, shifts
-
-
-class MatglEvaluator(_MemoryAware, BatchEvaluator):
+class MatglEvaluator(_GraphEvaluator):
     """A matgl PES model on one PyTorch Geometric batch: one forward and one backward pass for all cells.
 
     The graph is built here, on the model's device (md.neighbours), not by matgl's per-cell host
@@ -205,8 +212,7 @@ class MatglEvaluator(_MemoryAware, BatchEvaluator):
         self.potential = potential.model
         self.device = potential.device
         model = self.potential.model  # type: ignore[union-attr]
-        self.cutoff = float(model.cutoff)
-        self.neighbours = SkinNeighbours(self.cutoff, skin)
+        self.neighbours = SkinNeighbours(float(model.cutoff), skin)
         # atomic number -> index in the model's element list (-1: not covered)
         lookup = torch.full((120,), -1, dtype=torch.long)
         for k, symbol in enumerate(model.element_types):
@@ -215,19 +221,11 @@ class MatglEvaluator(_MemoryAware, BatchEvaluator):
         self.max_atoms = max_atoms
         self._setup_budget(self.device, memory)
 
-    def forget(self, keys: list[int]) -> None:
-        self.neighbours.forget(keys)
-
-    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
-        batch = CellBatch.from_atoms(cells, self.device)
-        batch.keys = keys
-        return self.evaluate_batch(batch).evaluations([len(c) for c in cells])
-
     def evaluate_batch(self, batch: CellBatch) -> BatchResult:
         from torch_geometric.data import Batch
 
         device = torch.device(self.device)
-        counts, lattices, atom_cell, frac, edges, shifts = _listed(batch, self.device, self.neighbours)
+        counts, lattices, atom_cell, frac, edges, shifts = self._listed(batch)
         node_type = self.node_types[batch.numbers.to(device)]
         if bool((node_type < 0).any()):
             raise ValueError("an element is not covered by the model")
@@ -263,7 +261,7 @@ def matgl_dtypes() -> tuple[torch.dtype, torch.dtype]:
     return matgl.float_th, matgl.int_th
 
 
-class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
+class ChgnetEvaluator(_GraphEvaluator):
     """CHGNet on one batched crystal graph: one forward pass and one backward pass for all cells.
 
     The graphs (atom graph at 6 A, bond graph at 3 A for the angle terms) are built here for the
@@ -292,24 +290,17 @@ class ChgnetEvaluator(_MemoryAware, BatchEvaluator):
         self.max_atoms = max_atoms
         self._setup_budget(self.device, memory)
 
-    def forget(self, keys: list[int]) -> None:
-        self.neighbours.forget(keys)
-
-    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
-        batch = CellBatch.from_atoms(cells, self.device)
-        batch.keys = keys
-        return self.evaluate_batch(batch).evaluations([len(c) for c in cells])
-
     def evaluate_batch(self, batch: CellBatch) -> BatchResult:
         model = self.model
-        counts, lattices, atom_cell, frac, edges, shifts = _listed(batch, self.device, self.neighbours)
+        counts, lattices, atom_cell, frac, edges, shifts = self._listed(batch)
         edge_cell = atom_cell[edges[0]]
         lengths = torch.einsum("ek,ekl->el", frac[edges[1]] + shifts - frac[edges[0]], lattices[edge_cell]).norm(dim=1)
         n_atoms = int(atom_cell.shape[0])
         graph = build_graph(edges, shifts, lengths, n_atoms, self.bond_cutoff)
         isolated = graph.isolated_atoms(n_atoms)
         if isolated:
-            raise ValueError(f"{isolated} atom(s) without a neighbour within {self.neighbours.cutoff} A (CHGNet refuses them)")
+            cutoff = self.neighbours.cutoff
+            raise ValueError(f"{isolated} atom(s) without a neighbour within {cutoff} A (CHGNet refuses them)")
         self._start_pass()
         batched, positions, strains = model_inputs(model, graph, batch.numbers.to(lattices.device), frac, lattices, atom_cell)
         prediction = model._compute(batched, compute_force=False, compute_stress=False)  # type: ignore[union-attr]
