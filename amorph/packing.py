@@ -16,7 +16,7 @@ from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 
 from amorph.composition import Formula
-from md.neighbours import MAX_IMAGES_PER_AXIS, image_extents, periodic_edges
+from md.neighbours import MAX_IMAGES_PER_AXIS, edge_vectors, image_extents, periodic_edges
 
 # Two atoms "touch" at this fraction of the sum of their covalent radii. Bonds in solids sit at
 # roughly 0.85-1.0 x that sum, so nothing the MD will want is forbidden, but cores never overlap.
@@ -86,7 +86,7 @@ def push_apart(cells: Sequence[Atoms], max_iterations: int) -> list[float]:
         (i, j), shift = periodic_edges(f, lattices[ids], counts[ids], cutoff)
         movable = i != j
         i, j, shift = i[movable], j[movable], shift[movable]
-        vec = torch.einsum("ek,ekl->el", f[j] + shift - f[i], lattices[ids][local[i]])  # from i to j
+        vec = edge_vectors(f, (i, j), shift, lattices[ids][local[i]])  # from i to j
         dist = vec.norm(dim=1)
         d0 = d0_table[z[mine][i], z[mine][j]]
         overlap = d0 - dist

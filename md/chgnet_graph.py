@@ -94,14 +94,14 @@ def build_graph(edges: torch.Tensor, shifts: torch.Tensor, lengths: torch.Tensor
     directed = torch.arange(2 * bonds, device=edges.device)
     centre = torch.cat([canonical[0], canonical[1]])
     chosen = directed[torch.cat([short, short])]
-    order = torch.argsort(centre[chosen], stable=True)
-    chosen = chosen[order]
-    per_atom = torch.bincount(centre[chosen], minlength=atoms)
+    chosen = chosen[torch.argsort(centre[chosen], stable=True)]
+    atom = centre[chosen]
+    per_atom = torch.bincount(atom, minlength=atoms)
     group_start = torch.cumsum(per_atom, 0) - per_atom
-    partners = per_atom[centre[chosen]]  # each short edge pairs with every short edge of its atom
+    partners = per_atom[atom]  # each short edge pairs with every short edge of its atom
     first = torch.repeat_interleave(torch.arange(len(chosen), device=edges.device), partners)
     offset = torch.arange(int(partners.sum()), device=edges.device) - torch.repeat_interleave(torch.cumsum(partners, 0) - partners, partners)
-    second = group_start[centre[chosen]][first] + offset
+    second = group_start[atom][first] + offset
     distinct = first != second
     angle_edges = torch.stack([chosen[first[distinct]], chosen[second[distinct]]], dim=1)
     return ChgnetGraph(canonical, images, angle_edges)

@@ -20,7 +20,7 @@ from ase.data import atomic_numbers
 
 from md.memory import CudaMemory, DeviceMemory, MemoryBudget
 from md.chgnet_graph import build_graph, model_inputs
-from md.neighbours import SkinNeighbours, periodic_edges
+from md.neighbours import SkinNeighbours, edge_vectors, periodic_edges
 from md.potentials import LoadedPotential
 
 
@@ -293,8 +293,7 @@ class ChgnetEvaluator(_GraphEvaluator):
     def evaluate_batch(self, batch: CellBatch) -> BatchResult:
         model = self.model
         counts, lattices, atom_cell, frac, edges, shifts = self._listed(batch)
-        edge_cell = atom_cell[edges[0]]
-        lengths = torch.einsum("ek,ekl->el", frac[edges[1]] + shifts - frac[edges[0]], lattices[edge_cell]).norm(dim=1)
+        lengths = edge_vectors(frac, edges, shifts, lattices[atom_cell[edges[0]]]).norm(dim=1)
         n_atoms = int(atom_cell.shape[0])
         graph = build_graph(edges, shifts, lengths, n_atoms, self.bond_cutoff)
         isolated = graph.isolated_atoms(n_atoms)

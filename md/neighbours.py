@@ -41,6 +41,11 @@ def image_ranges(lattices: torch.Tensor, cutoff: float) -> torch.Tensor:
     return ranges
 
 
+def edge_vectors(frac: torch.Tensor, edges, shifts: torch.Tensor, lattice_of_edge: torch.Tensor) -> torch.Tensor:
+    """Cartesian vector of each edge (i, j, n), from atom i to atom j's image n: (f_j + n - f_i) @ L."""
+    return torch.einsum("ek,ekl->el", frac[edges[1]] + shifts - frac[edges[0]], lattice_of_edge)
+
+
 def _shift_grid(extent: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     axes = [torch.arange(-int(e), int(e) + 1, device=extent.device, dtype=dtype) for e in extent]
     return torch.cartesian_prod(*axes).reshape(-1, 3)
@@ -188,8 +193,7 @@ class SkinNeighbours:
         edges = torch.cat([c.edges for c in lists], dim=1) + torch.repeat_interleave(starts, edge_counts)[None, :]
         shifts = torch.cat([c.shifts for c in lists])
         edge_cell = torch.repeat_interleave(torch.arange(len(keys), device=frac.device), edge_counts)
-        diff = frac[edges[1]] + shifts - frac[edges[0]]
-        vectors = torch.einsum("ek,ekl->el", diff, lattices[edge_cell])
+        vectors = edge_vectors(frac, edges, shifts, lattices[edge_cell])
         within = (vectors * vectors).sum(-1) < self.cutoff * self.cutoff
         return edges[:, within], shifts[within]
 
