@@ -15,13 +15,13 @@ from amorph.composition import parse_formula
 from amorph.errors import AmorphError
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.references import collect
-from matching.polymorph import Polymorph
-from matching.sources import DEFAULT_SOURCES, check_sources
-from md.potentials import LoadedPotential, load_potential
-from md.batched_relax import relax_many
-from md.evaluators import make_evaluator
-from results import rundir as files
-from results.rundir import RunDir
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.sources import DEFAULT_SOURCES, check_sources
+from amorph.md.potentials import LoadedPotential, load_potential
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import make_evaluator
+from amorph.results import rundir as files
+from amorph.results.rundir import RunDir
 
 PROTOTYPE_MAX_ATOMS = 24  # prototypes with larger primitive cells are not relaxed for a comparison
 

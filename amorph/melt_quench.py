@@ -8,8 +8,8 @@ import numpy as np
 from ase import Atoms
 
 from amorph.settings import MeltQuenchSettings
-from md.dynamics import MDLogRow, run_nvt_schedule
-from md.potentials import LoadedPotential
+from amorph.md.dynamics import MDLogRow, run_nvt_schedule
+from amorph.md.potentials import LoadedPotential
 
 
 def temperature_schedule(settings: MeltQuenchSettings) -> np.ndarray:

@@ -16,7 +16,7 @@ from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 
 from amorph.composition import Formula
-from md.neighbours import MAX_IMAGES_PER_AXIS, edge_vectors, image_extents, periodic_edges
+from amorph.md.neighbours import MAX_IMAGES_PER_AXIS, edge_vectors, image_extents, periodic_edges
 
 # Two atoms "touch" at this fraction of the sum of their covalent radii. Bonds in solids sit at
 # roughly 0.85-1.0 x that sum, so nothing the MD will want is forbidden, but cores never overlap.

@@ -33,22 +33,22 @@ from amorph.progress import ProgressSink, SilentProgress
 from amorph.settings import RunSettings, validate
 from amorph.start import reference_volume, start_structure
 from amorph.references import collect
-from matching.polymorph import Polymorph
-from matching.sources import gather
-from matching.identify import Clusters, Identity, Product, identify
-from matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
-from matching.statistics import separation, share_intervals
-from matching.symmetry import Symmetry, find_symmetry, primitive_size
-from md.potentials import LoadedPotential, load_potential
-from md.batched_md import batch_replicas, replica_rngs, run_replicas
-from md.batched_relax import relax_many
-from md.evaluators import BatchEvaluator, make_evaluator
-from md.parallel_relax import WorkerPool, relax_in_processes, worker_count
-from md.relax import RelaxResult, invalid_reason
-from motifs.subcells import extract_subcells
-from results import provenance
-from results import rundir as files
-from results.rundir import RunDir
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.sources import gather
+from amorph.matching.identify import Clusters, Identity, Product, identify
+from amorph.matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
+from amorph.matching.statistics import separation, share_intervals
+from amorph.matching.symmetry import Symmetry, find_symmetry, primitive_size
+from amorph.md.potentials import LoadedPotential, load_potential
+from amorph.md.batched_md import batch_replicas, replica_rngs, run_replicas
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import BatchEvaluator, make_evaluator
+from amorph.md.parallel_relax import WorkerPool, relax_in_processes, worker_count
+from amorph.md.relax import RelaxResult, invalid_reason
+from amorph.motifs.subcells import extract_subcells
+from amorph.results import provenance
+from amorph.results import rundir as files
+from amorph.results.rundir import RunDir
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
 STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP = 1, 2, 3, 4

@@ -15,14 +15,14 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.composition import Formula, volume_per_atom_from_radii
 from amorph.progress import ProgressSink
-from matching.polymorph import Polymorph
-from matching.prototypes import prototype_polymorphs
-from matching.sources import PROTOTYPES, gather, merge
-from matching.symmetry import find_symmetry
-from md.potentials import LoadedPotential
-from md.batched_relax import relax_many
-from md.evaluators import make_evaluator
-from md.relax import invalid_reason
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.prototypes import prototype_polymorphs
+from amorph.matching.sources import PROTOTYPES, gather, merge
+from amorph.matching.symmetry import find_symmetry
+from amorph.md.potentials import LoadedPotential
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import make_evaluator
+from amorph.md.relax import invalid_reason
 
 PROTOTYPE_FMAX = 0.05  # eV/A
 PROTOTYPE_STEPS = 200

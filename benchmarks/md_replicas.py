@@ -24,10 +24,10 @@ from amorph.composition import parse_formula
 from amorph.melt_quench import melt_quench
 from amorph.settings import MeltQuenchSettings, PackingSettings
 from amorph.start import start_structure
-from matching.database import known_polymorphs
-from md.batched_md import replica_rngs, run_replicas
-from md.evaluators import make_evaluator
-from md.potentials import load_potential
+from amorph.matching.database import known_polymorphs
+from amorph.md.batched_md import replica_rngs, run_replicas
+from amorph.md.evaluators import make_evaluator
+from amorph.md.potentials import load_potential
 
 
 def main() -> None:

@@ -22,9 +22,9 @@ import torch
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
 
-from md.batched_relax import relax_many
-from md.evaluators import BatchEvaluator, BatchResult, CellBatch
-from md.relax import relax
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import BatchEvaluator, BatchResult, CellBatch
+from amorph.md.relax import relax
 
 FORCE, STRESS = 0.3, 0.01  # eV/A on every atom component, eV/A^3 on the stress diagonal
 

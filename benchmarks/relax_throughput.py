@@ -30,14 +30,14 @@ from amorph.composition import parse_formula
 from amorph.melt_quench import melt_quench
 from amorph.settings import MeltQuenchSettings, PackingSettings
 from amorph.start import start_structure
-from matching.database import known_polymorphs
-from matching.symmetry import find_symmetry
-from md.batched_relax import relax_many
-from md.evaluators import make_evaluator
-from md.parallel_relax import relax_in_processes, worker_count
-from md.potentials import load_potential
-from md.relax import relax
-from motifs.subcells import extract_subcells
+from amorph.matching.database import known_polymorphs
+from amorph.matching.symmetry import find_symmetry
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import make_evaluator
+from amorph.md.parallel_relax import relax_in_processes, worker_count
+from amorph.md.potentials import load_potential
+from amorph.md.relax import relax
+from amorph.motifs.subcells import extract_subcells
 
 
 def fixed_subcells(potential, n: int, atoms: int, md_steps: int, push_cut_contacts: bool = True) -> list:

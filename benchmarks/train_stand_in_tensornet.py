@@ -31,9 +31,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.composition import parse_formula
 from amorph.start import start_structure
 from amorph.settings import PackingSettings
-from matching.database import known_polymorphs
-from md.potentials import load_potential
-from motifs.subcells import extract_subcells
+from amorph.matching.database import known_polymorphs
+from amorph.md.potentials import load_potential
+from amorph.motifs.subcells import extract_subcells
 
 
 def labelled_frames(n_subcells: int, steps: int, every: int, seed: int) -> list[tuple[Atoms, float, np.ndarray, np.ndarray]]:

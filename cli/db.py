@@ -21,8 +21,8 @@ DbOption = Annotated[Optional[list[str]], typer.Option("--db", help=DB_HELP)]
 def _polymorphs(formula: str, db: list[str] | None):
     """Entries of a formula from the sources; prototypes are listed unrelaxed (no potential here)."""
     from amorph.composition import parse_formula, volume_per_atom_from_radii
-    from matching.prototypes import prototype_polymorphs
-    from matching.sources import BUILTIN, PROTOTYPES, gather, merge
+    from amorph.matching.prototypes import prototype_polymorphs
+    from amorph.matching.sources import BUILTIN, PROTOTYPES, gather, merge
 
     parsed = parse_formula(formula)
     sources = tuple(db or (BUILTIN,))
@@ -40,8 +40,8 @@ def list_(
     """List the built-in formulas, or the known polymorphs of FORMULA with their sources."""
     from rich.table import Table
 
-    from cli.render import stdout
-    from matching.database import known_formulas, known_polymorphs
+    from amorph.cli.render import stdout
+    from amorph.matching.database import known_formulas, known_polymorphs
 
     if formula is None:
         table = Table(title=f"Built-in polymorph database: {len(known_formulas())} formulas")
@@ -78,7 +78,7 @@ def show(
     """Space group, lattice and source of one polymorph on stderr; its CIF on stdout."""
     from pymatgen.io.cif import CifWriter
 
-    from cli.render import stderr
+    from amorph.cli.render import stderr
 
     reduced, polymorphs = _polymorphs(formula, db)
     match = next((p for p in polymorphs if p.name == name.lower()), None)
@@ -107,7 +107,7 @@ def export(
     """Write every known polymorph of FORMULA as a CIF, with index.csv of names, space groups and sources."""
     from pymatgen.io.cif import CifWriter
 
-    from cli.render import stdout
+    from amorph.cli.render import stdout
 
     reduced, polymorphs = _polymorphs(formula, db)
     if not polymorphs:

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
 from amorph.errors import AmorphError
-from cli import db as db_commands
+from amorph.cli import db as db_commands
 
 app = typer.Typer(
     name="amorph",
@@ -121,8 +121,8 @@ def predict(
     """Predict the first polymorph to crystallize from amorphous FORMULA."""
     from amorph.pipeline import execute, prepare
     from amorph.settings import override, preset_settings
-    from cli.render import RichProgress, polymorph_table, prediction_line, stderr, stdout
-    from md.potentials import resolve_device
+    from amorph.cli.render import RichProgress, polymorph_table, prediction_line, stderr, stdout
+    from amorph.md.potentials import resolve_device
 
     if resume and out is None:
         raise AmorphError("--resume needs --out DIR of the run to continue")
@@ -178,10 +178,10 @@ def compare(
 ) -> None:
     """Energies of the known polymorphs under the potential, beside a run's shares when given a run."""
     from amorph.compare import compare_run, polymorph_energies
-    from matching.sources import DEFAULT_SOURCES
-    from cli.render import RichProgress, compare_table, stdout
-    from results import rundir as files
-    from results.rundir import RunDir
+    from amorph.matching.sources import DEFAULT_SOURCES
+    from amorph.cli.render import RichProgress, compare_table, stdout
+    from amorph.results import rundir as files
+    from amorph.results.rundir import RunDir
 
     if fmax <= 0:
         raise AmorphError(f"--fmax must be positive, got {fmax}")

@@ -33,7 +33,7 @@ from typing import Any
 from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.symmetry.groups import SpaceGroup
 
-from matching.polymorph import Polymorph
+from amorph.matching.polymorph import Polymorph
 
 __all__ = ["Polymorph", "ground_state", "known_formulas", "known_polymorphs", "reduced_formula"]
 
@@ -66,7 +66,7 @@ def reduced_formula(formula: str) -> str:
 
 def _data_dir() -> Traversable:
     """The folder of TOML files, found through importlib.resources so it works from an installed wheel."""
-    return resources.files(__package__ or "matching").joinpath("data", "polymorphs")
+    return resources.files(__package__ or "amorph.matching").joinpath("data", "polymorphs")
 
 
 def known_formulas() -> list[str]:

@@ -19,7 +19,7 @@ from pymatgen.core import Structure
 
 from amorph.errors import AmorphError
 from amorph.network import PROBE_SECONDS, tcp_reachable
-from matching.polymorph import Polymorph
+from amorph.matching.polymorph import Polymorph
 
 MP_HOST = "api.materialsproject.org"
 

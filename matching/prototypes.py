@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pymatgen.core import Composition, Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from matching.matcher import make_matcher
-from matching.polymorph import Polymorph
-from matching.symmetry import find_symmetry
+from amorph.matching.matcher import make_matcher
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.symmetry import find_symmetry
 
 AFLOW_CITATION = "AFLOW Library of Crystallographic Prototypes, Part 1 (Mehl et al. 2017, Comput. Mater. Sci. 136, S1), as shipped with pymatgen"
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from matching.identify import Identity
+from amorph.matching.identify import Identity
 
 
 @dataclass(frozen=True)

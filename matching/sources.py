@@ -17,11 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from amorph.errors import AmorphError
-from matching.database import known_polymorphs
-from matching.matcher import make_matcher
-from matching.materials_project import mp_polymorphs
-from matching.polymorph import Polymorph
-from matching.user_files import check_source, user_polymorphs
+from amorph.matching.database import known_polymorphs
+from amorph.matching.matcher import make_matcher
+from amorph.matching.materials_project import mp_polymorphs
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.user_files import check_source, user_polymorphs
 
 BUILTIN, MP, PROTOTYPES = "builtin", "mp", "prototypes"
 DEFAULT_SOURCES: tuple[str, ...] = (BUILTIN, PROTOTYPES)

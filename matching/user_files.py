@@ -15,8 +15,8 @@ from ase.io import read
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.errors import AmorphError
-from matching.polymorph import Polymorph
-from matching.symmetry import find_symmetry
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.symmetry import find_symmetry
 
 STRUCTURE_SUFFIXES = {".cif", ".vasp", ".poscar", ".extxyz", ".xyz", ".json", ".traj"}
 POSCAR_NAMES = ("POSCAR", "CONTCAR")

@@ -19,8 +19,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from md.evaluators import BatchEvaluator, Evaluation, new_keys
-from md.potentials import LoadedPotential
+from amorph.md.evaluators import BatchEvaluator, Evaluation, new_keys
+from amorph.md.potentials import LoadedPotential
 
 
 class BatchBarrier:

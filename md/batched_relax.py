@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from md.evaluators import BatchEvaluator, BatchResult, CellBatch, new_keys
-from md.fire import FireState
-from md.relax import RelaxResult
+from amorph.md.evaluators import BatchEvaluator, BatchResult, CellBatch, new_keys
+from amorph.md.fire import FireState
+from amorph.md.relax import RelaxResult
 
 
 def _is_out_of_memory(err: BaseException) -> bool:

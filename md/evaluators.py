@@ -18,10 +18,10 @@ from ase import Atoms
 from ase import units as ase_units
 from ase.data import atomic_numbers
 
-from md.memory import CudaMemory, DeviceMemory, MemoryBudget
-from md.chgnet_graph import build_graph, model_inputs
-from md.neighbours import SkinNeighbours, edge_vectors, periodic_edges
-from md.potentials import LoadedPotential
+from amorph.md.memory import CudaMemory, DeviceMemory, MemoryBudget
+from amorph.md.chgnet_graph import build_graph, model_inputs
+from amorph.md.neighbours import SkinNeighbours, edge_vectors, periodic_edges
+from amorph.md.potentials import LoadedPotential
 
 
 _KEYS = itertools.count()

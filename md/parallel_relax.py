@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from ase import Atoms
 
-from md.relax import RelaxResult
+from amorph.md.relax import RelaxResult
 
 MIN_CELLS_PER_WORKER = 8  # below this, starting workers (import torch, load the model) costs more than it saves
 
@@ -79,7 +79,7 @@ def _set_finished(results) -> None:
 def _relax_chunk(cells: list[Atoms], first: int, potential_name: str, batched: bool, fmax: float, max_steps: int, threads: int) -> None:
     """In a worker: relax one chunk with the batched engine; put (index, RelaxResult) on the results
     queue as each is done."""
-    from md.batched_relax import relax_many
+    from amorph.md.batched_relax import relax_many
 
     key = (potential_name, batched)
     if key not in _LOADED:  # first task in this process: quiet warnings, one thread, load the model
@@ -87,8 +87,8 @@ def _relax_chunk(cells: list[Atoms], first: int, potential_name: str, batched: b
 
         import torch
 
-        from md.evaluators import make_evaluator
-        from md.potentials import load_potential
+        from amorph.md.evaluators import make_evaluator
+        from amorph.md.potentials import load_potential
 
         if not os.environ.get("PYTHONWARNINGS"):  # as in the CLI: library-internal warnings are noise here
             warnings.simplefilter("ignore")

@@ -10,7 +10,7 @@ import pytest
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
     """Run the real console entry point in-process; return (exit code, stdout, stderr)."""
-    from cli.main import main
+    from amorph.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["amorph", *args])
     code = 0
@@ -46,7 +46,7 @@ def cu_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """`amorph predict Cu --potential emt --preset smoke --seed 0 --out X`, once per session, via the CLI."""
     out = tmp_path_factory.mktemp("runs") / "cu-smoke"
     with pytest.MonkeyPatch.context() as mp:
-        from cli.main import main
+        from amorph.cli.main import main
 
         mp.setattr(sys, "argv", ["amorph", "predict", "Cu", "--potential", "emt", "--preset", "smoke", "--seed", "0", "--out", str(out), "--quiet"])
         try:

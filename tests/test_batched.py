@@ -14,14 +14,14 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.melt_quench import melt_quench
 from amorph.settings import MeltQuenchSettings
-from matching.database import known_polymorphs
-from matching.statistics import separation, share_intervals
-from matching.symmetry import find_symmetry
-from md.batched_md import batch_replicas, run_replicas
-from md.batched_relax import relax_many
-from md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
-from md.potentials import load_potential
-from md.relax import relax
+from amorph.matching.database import known_polymorphs
+from amorph.matching.statistics import separation, share_intervals
+from amorph.matching.symmetry import find_symmetry
+from amorph.md.batched_md import batch_replicas, run_replicas
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
+from amorph.md.potentials import load_potential
+from amorph.md.relax import relax
 
 
 def _rattled_cells(seed: int = 0) -> list[Atoms]:
@@ -225,7 +225,7 @@ def test_bad_max_subcells_is_one_line(cli, tmp_path):
 
 
 def test_worker_processes_give_the_same_results(tiny_matgl_model):
-    from md.parallel_relax import relax_in_processes, worker_count
+    from amorph.md.parallel_relax import relax_in_processes, worker_count
 
     potential = load_potential(f"matgl:{tiny_matgl_model}", "cpu")
     cells = _rattled_cells(2)
@@ -235,7 +235,7 @@ def test_worker_processes_give_the_same_results(tiny_matgl_model):
     assert len(ticks) == len(cells)
     for a, b in zip(inline, parallel):
         assert a.steps == b.steps and abs(a.final_energy - b.final_energy) / a.n_atoms < 1e-4
-    from md.parallel_relax import WorkerPool
+    from amorph.md.parallel_relax import WorkerPool
 
     with WorkerPool(2) as pool:  # one set of processes for two rounds, as --max-subcells auto uses it
         first = relax_in_processes(cells[:2], potential.name, 2, True, 0.05, 30, pool=pool)
@@ -247,7 +247,7 @@ def test_worker_processes_give_the_same_results(tiny_matgl_model):
 
 
 def test_a_failing_worker_is_reported_not_waited_for(tmp_path):
-    from md.parallel_relax import chunk_bounds, relax_in_processes
+    from amorph.md.parallel_relax import chunk_bounds, relax_in_processes
 
     with pytest.raises(Exception, match="missing-model"):
         relax_in_processes(_rattled_cells(2), f"matgl:{tmp_path / 'missing-model'}", 2, True, 0.05, 30)

@@ -11,12 +11,12 @@ import torch
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from matching.database import known_polymorphs
-from md.batched_relax import relax_many
-from md.chgnet_graph import build_graph
-from md.evaluators import CellBatch, ChgnetEvaluator, new_keys
-from md.neighbours import periodic_edges
-from md.potentials import load_potential
+from amorph.matching.database import known_polymorphs
+from amorph.md.batched_relax import relax_many
+from amorph.md.chgnet_graph import build_graph
+from amorph.md.evaluators import CellBatch, ChgnetEvaluator, new_keys
+from amorph.md.neighbours import periodic_edges
+from amorph.md.potentials import load_potential
 
 
 @pytest.fixture(scope="module")

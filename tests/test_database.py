@@ -20,8 +20,8 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from ase.data import atomic_numbers, covalent_radii
 
-from matching import database, matcher
-from matching.database import Polymorph, ground_state, known_formulas, known_polymorphs, reduced_formula
+from amorph.matching import database, matcher
+from amorph.matching.database import Polymorph, ground_state, known_formulas, known_polymorphs, reduced_formula
 
 DATA_DIR = Path(database.__file__).parent / "data" / "polymorphs"
 

@@ -64,7 +64,7 @@ def test_db_errors_are_one_line(cli):
 def test_compare_uses_the_same_sources(cli, tmp_path):
     folder = tmp_path / "refs"
     folder.mkdir()
-    from matching.database import known_polymorphs
+    from amorph.matching.database import known_polymorphs
 
     for p in known_polymorphs("Cu")[:2]:
         p.structure.to(filename=str(folder / f"user-{p.name}.cif"))

@@ -10,12 +10,12 @@ from ase.build import bulk
 from pymatgen.optimization.neighbors import find_points_in_spheres
 from scipy.linalg import expm_frechet
 
-from md.batched_relax import relax_many
-from md.evaluators import AseEvaluator, BatchEvaluator, BatchResult, CellBatch, MatglEvaluator
-from md.fire import expm_frechet_adjoint
-from md.memory import MemoryBudget
-from md.neighbours import SkinNeighbours, periodic_edges
-from md.potentials import load_potential
+from amorph.md.batched_relax import relax_many
+from amorph.md.evaluators import AseEvaluator, BatchEvaluator, BatchResult, CellBatch, MatglEvaluator
+from amorph.md.fire import expm_frechet_adjoint
+from amorph.md.memory import MemoryBudget
+from amorph.md.neighbours import SkinNeighbours, periodic_edges
+from amorph.md.potentials import load_potential
 
 
 def _random_cells(seed: int, n_cells: int = 6):
@@ -178,7 +178,7 @@ def test_matgl_evaluator_resizes_its_passes_from_the_device_memory(tiny_matgl_mo
 
 
 def test_a_large_cell_is_listed_in_blocks_with_the_same_edges(monkeypatch):
-    import md.neighbours as neighbours
+    import amorph.md.neighbours as neighbours
 
     fracs, lattices, counts = _random_cells(4, n_cells=1)
     args = (torch.tensor(np.concatenate(fracs)), torch.tensor(np.array(lattices)), torch.tensor(counts), 5.0)
@@ -190,7 +190,7 @@ def test_a_large_cell_is_listed_in_blocks_with_the_same_edges(monkeypatch):
 def test_replicas_on_a_matgl_model_reuse_neighbour_lists_and_match_single_runs(tiny_matgl_model):
     from amorph.melt_quench import melt_quench
     from amorph.settings import MeltQuenchSettings
-    from md.batched_md import run_replicas
+    from amorph.md.batched_md import run_replicas
 
     potential = load_potential(f"matgl:{tiny_matgl_model}", "cpu")
     starts = [bulk("Cu", "fcc", a=3.7, cubic=True) for _ in range(2)]

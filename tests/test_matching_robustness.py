@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from matching.database import known_formulas, known_polymorphs
-from matching.identify import Product, identify
-from matching.symmetry import find_symmetry
+from amorph.matching.database import known_formulas, known_polymorphs
+from amorph.matching.identify import Product, identify
+from amorph.matching.symmetry import find_symmetry
 
 ENTRIES = [(f, p.name) for f in known_formulas() for p in known_polymorphs(f)]
 

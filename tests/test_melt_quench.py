@@ -5,7 +5,7 @@ from ase.calculators.emt import EMT
 
 from amorph.melt_quench import temperature_schedule
 from amorph.settings import MeltQuenchSettings
-from md.dynamics import run_nvt_schedule
+from amorph.md.dynamics import run_nvt_schedule
 
 
 def test_schedule_holds_ramps_holds():

@@ -5,8 +5,8 @@ import pytest
 from ase.build import bulk
 
 from amorph.errors import AmorphError
-from md import potentials
-from md.potentials import load_potential
+from amorph.md import potentials
+from amorph.md.potentials import load_potential
 
 
 def test_emt_refuses_elements_it_does_not_cover():

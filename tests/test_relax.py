@@ -5,7 +5,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from md.relax import RelaxResult, invalid_reason, relax
+from amorph.md.relax import RelaxResult, invalid_reason, relax
 
 
 def test_relaxation_lowers_energy_and_converges():

@@ -12,12 +12,12 @@ from ase.io import write
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.errors import AmorphError
-from matching import materials_project as mp
-from matching.database import known_polymorphs
-from matching.prototypes import prototype_polymorphs, structure_type
-from matching.sources import gather, merge
-from matching.symmetry import find_symmetry
-from matching.user_files import user_polymorphs
+from amorph.matching import materials_project as mp
+from amorph.matching.database import known_polymorphs
+from amorph.matching.prototypes import prototype_polymorphs, structure_type
+from amorph.matching.sources import gather, merge
+from amorph.matching.symmetry import find_symmetry
+from amorph.matching.user_files import user_polymorphs
 
 RECORDED = Path(__file__).parent / "data" / "mp" / "TiO2.json"
 
@@ -258,6 +258,6 @@ def test_formula_absent_everywhere_gets_named_products_through_prototypes(cli, t
 
 def test_default_sources_agree_between_settings_and_sources():
     from amorph.settings import DEFAULT_DATABASES
-    from matching.sources import DEFAULT_SOURCES
+    from amorph.matching.sources import DEFAULT_SOURCES
 
     assert DEFAULT_DATABASES == DEFAULT_SOURCES

@@ -5,7 +5,7 @@ import pytest
 
 from amorph.composition import parse_formula
 from amorph.packing import minimum_contact_ratio, random_packing
-from motifs.subcells import allowed_counts, extract_subcells, grid_intervals
+from amorph.motifs.subcells import allowed_counts, extract_subcells, grid_intervals
 
 
 @pytest.fixture(scope="module")
