@@ -7,21 +7,27 @@ step (bucketing, fingerprint-gated clustering, matching, naming of unknowns) sep
 
     python benchmarks/matching_throughput.py            # 10,000 products
     python benchmarks/matching_throughput.py --small    # 1,000 products
+    python benchmarks/matching_throughput.py --n 300 --compare-fit
+        # also names them as before reduce-once (every StructureMatcher.fit reduces both structures
+        # itself), side by side in one run: labels must be identical; fits counted and timed both ways
 """
 
 from __future__ import annotations
 
-import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from matching.database import known_polymorphs
-from matching.identify import Product, identify
-from matching.symmetry import find_symmetry
+import amorph.matching.identify as identify_module
+from amorph.matching.database import known_polymorphs
+from amorph.matching.identify import Product, identify
+from amorph.matching.symmetry import find_symmetry
+from amorph.threads import one_blas_thread
 
 
 def synthetic_products(n: int, seed: int = 0) -> list[Structure]:
@@ -43,17 +49,83 @@ def synthetic_products(n: int, seed: int = 0) -> list[Structure]:
     return out
 
 
+class _TimedMatcher:
+    """The run's matcher, counting and timing its fit calls; plain=True ignores skip_structure_reduction."""
+
+    def __init__(self, matcher: StructureMatcher, plain: bool):
+        self.matcher, self.plain, self.fits, self.fit_s, self.reduce_s = matcher, plain, 0, 0.0, 0.0
+
+    def fit(self, struct1, struct2, skip_structure_reduction: bool = False) -> bool:
+        started = time.perf_counter()
+        result = self.matcher.fit(struct1, struct2, skip_structure_reduction=skip_structure_reduction and not self.plain)
+        self.fit_s += time.perf_counter() - started
+        self.fits += 1
+        return result
+
+    def __getattr__(self, name):  # get_rms_dist, and the private methods reduced_for_matching calls
+        return getattr(self.matcher, name)
+
+
+@contextmanager
+def _matching(plain: bool):
+    """identify() with a timed matcher; plain=True: as before reduce-once (no reduction up front, every
+    fit reduces both structures, i.e. fit(leader.structure, product.structure) and fit(pm.structure, ...))."""
+    saved_make, saved_reduce = identify_module.make_matcher, identify_module.reduced_for_matching
+    timed = _TimedMatcher(saved_make(), plain)
+    identify_module.make_matcher = lambda: timed
+
+    def timed_reduce(matcher, structure):
+        started = time.perf_counter()
+        reduced = saved_reduce(matcher, structure)
+        timed.reduce_s += time.perf_counter() - started
+        return reduced
+
+    identify_module.reduced_for_matching = (lambda matcher, structure: structure) if plain else timed_reduce
+    StructureMatcher._get_reduced_istructure.cache_clear()  # neither way starts with the other's reductions
+    try:
+        yield timed
+    finally:
+        identify_module.make_matcher, identify_module.reduced_for_matching = saved_make, saved_reduce
+
+
+def compare_fit(products: list[Product]) -> None:
+    """Name the products as before (plain fit) and now (reduce once, skip reduction), and compare."""
+    identify(products[:20], known_polymorphs("TiO2"))  # warm up (database, lazy imports), not timed
+    runs = {}
+    for way, plain in (("plain fit", True), ("reduce once", False)):
+        with _matching(plain) as timed:
+            started = time.perf_counter()
+            labels = identify(products, known_polymorphs("TiO2"))
+            runs[way] = (labels, time.perf_counter() - started, timed.fits, timed.fit_s, timed.reduce_s)
+    for way, (_labels, seconds, fits, fit_s, reduce_s) in runs.items():
+        per_fit = 1e3 * fit_s / max(fits, 1)
+        print(
+            f"{way:>12}: identification {seconds:.2f} s; {fits} fits, {fit_s:.2f} s in fit ({per_fit:.1f} ms/fit),"
+            f" {reduce_s:.2f} s reducing up front"
+        )
+    (old, t_old, _, f_old, r_old), (new, t_new, _, f_new, r_new) = runs.values()
+    differ = [i for i in old if old[i] != new[i]]
+    print(f"ratio old/new: identification {t_old / t_new:.2f}x; fit + reduction {(f_old + r_old) / (f_new + r_new):.2f}x")
+    print(f"labels identical: {not differ and old.keys() == new.keys()} ({len(differ)} of {len(old)} differ)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--small", action="store_true", help="1,000 products")
+    parser.add_argument("--compare-fit", action="store_true", help="only: plain fit vs reduce once, side by side")
     args = parser.parse_args()
+    one_blas_thread()  # as a run does (amorph.threads)
     n = 1_000 if args.small else args.n
 
     structures = synthetic_products(n)
     started = time.perf_counter()
     products = [Product(i, s, -9.0 + 1e-4 * i, find_symmetry(s)) for i, s in enumerate(structures)]
     t_symmetry = time.perf_counter() - started
+    if args.compare_fit:
+        print(f"products: {n}")
+        compare_fit(products)
+        return
     started = time.perf_counter()
     labels = identify(products, known_polymorphs("TiO2"))
     t_identify = time.perf_counter() - started

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from matching.fingerprint import fingerprint, fingerprint_distance
-from matching.matcher import make_matcher
-from matching.polymorph import Polymorph
-from matching.prototypes import structure_type
-from matching.symmetry import Symmetry
+from amorph.matching.fingerprint import fingerprint, fingerprint_distance
+from amorph.matching.matcher import make_matcher, reduced_for_matching
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.prototypes import structure_type
+from amorph.matching.symmetry import Symmetry
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,9 @@ class _Cluster:
     """Products that are one structure; the first (lowest energy when added together) leads."""
 
     members: list[Product]
-    fingerprint: object
+    fingerprint: np.ndarray
     match: Polymorph | None
+    reduced: Structure  # the leader's structure as the matcher reduces it (see matching.matcher.reduced_for_matching)
 
 
 class Clusters:
@@ -69,6 +71,11 @@ class Clusters:
     joins the first it matches, else leads a new cluster, which alone is compared with the known
     polymorphs. Adding products later costs only their own comparisons: `--max-subcells auto` adds
     each round's products instead of naming everything again.
+
+    Each structure is reduced for the matcher once (a product when it is first compared, a leader's
+    kept with its cluster, a known polymorph's kept by polymorph), and StructureMatcher.fit is called
+    on the reduced ones with skip_structure_reduction=True, as pymatgen's group_structures does: the
+    same answers as plain fit, without reducing both structures again at every call.
     """
 
     def __init__(self, polymorphs: list[Polymorph]):
@@ -77,6 +84,9 @@ class Clusters:
         for polymorph in polymorphs:
             self.by_formula[polymorph.formula].append(polymorph)
         self.buckets: dict[tuple[str, int], list[_Cluster]] = defaultdict(list)
+        # id(polymorph) -> its reduced structure, filled when first needed; the polymorphs stay alive in
+        # by_formula, so their ids stay theirs (Polymorph's own == compares structures, too slow for a key)
+        self._known_reduced: dict[int, Structure] = {}
 
     def add(self, products: list[Product]) -> None:
         """Place products (lowest energy first, so leaders are the lowest-energy members)."""
@@ -85,15 +95,31 @@ class Clusters:
             clusters = self.buckets[(formula, product.symmetry.number)]
             elements = sorted(el.symbol for el in product.structure.composition.elements)
             mine = fingerprint(product.structure, elements)
+            reduced = None  # reduced only if a fit needs it
             for cluster in clusters:
-                if fingerprint_distance(mine, cluster.fingerprint) < FINGERPRINT_GATE and self.matcher.fit(
-                    cluster.members[0].structure, product.structure
-                ):
+                if fingerprint_distance(mine, cluster.fingerprint) >= FINGERPRINT_GATE:
+                    continue
+                if reduced is None:
+                    reduced = reduced_for_matching(self.matcher, product.structure)
+                if self.matcher.fit(cluster.reduced, reduced, skip_structure_reduction=True):  # leader first, as ever
                     cluster.members.append(product)
                     break
             else:
-                match = best_match(product.structure, self.by_formula.get(formula, []), self.matcher)
-                clusters.append(_Cluster([product], mine, match))
+                if reduced is None:
+                    reduced = reduced_for_matching(self.matcher, product.structure)
+                candidates = self.by_formula.get(formula, [])
+                match = best_match(product.structure, candidates, self.matcher, reduced, self._reduced_known_of(candidates))
+                clusters.append(_Cluster([product], mine, match, reduced))
+
+    def _reduced_known_of(self, polymorphs: list[Polymorph]) -> list[Structure]:
+        """The polymorphs' structures reduced for the matcher, each reduced once per Clusters."""
+        out = []
+        for polymorph in polymorphs:
+            reduced = self._known_reduced.get(id(polymorph))
+            if reduced is None:
+                reduced = self._known_reduced[id(polymorph)] = reduced_for_matching(self.matcher, polymorph.structure)
+            out.append(reduced)
+        return out
 
     def known_names(self) -> dict[int, str]:
         """subcell_id -> known polymorph name, or "" for a product no known polymorph matches."""
@@ -141,9 +167,27 @@ def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, 
     return clusters.identities()
 
 
-def best_match(structure: Structure, candidates: list[Polymorph], matcher: StructureMatcher) -> Polymorph | None:
-    """The known polymorph the structure is, or None: among those that fit, the smallest RMS displacement."""
-    fits = [pm for pm in candidates if matcher.fit(pm.structure, structure)]
+def best_match(
+    structure: Structure,
+    candidates: list[Polymorph],
+    matcher: StructureMatcher,
+    reduced: Structure | None = None,
+    candidates_reduced: list[Structure] | None = None,
+) -> Polymorph | None:
+    """The known polymorph the structure is, or None: among those that fit, the smallest RMS displacement.
+
+    `reduced` and `candidates_reduced` (one per candidate), where given, are the structures already
+    reduced by matching.matcher.reduced_for_matching: fit then skips reducing them again (same answer).
+    get_rms_dist has no such option in pymatgen, so it takes the structures themselves.
+    """
+    if reduced is None or candidates_reduced is None:
+        fits = [pm for pm in candidates if matcher.fit(pm.structure, structure)]
+    else:
+        fits = [
+            pm
+            for pm, pm_reduced in zip(candidates, candidates_reduced, strict=True)
+            if matcher.fit(pm_reduced, reduced, skip_structure_reduction=True)
+        ]
     if len(fits) <= 1:
         return fits[0] if fits else None
     return min(fits, key=lambda pm: matcher.get_rms_dist(pm.structure, structure)[0])

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from matching.database import known_polymorphs
-from matching.identify import Clusters, Identity, Product, identify
-from matching.ranking import Outcome, predicted_polymorph, tally
-from matching.symmetry import Symmetry, find_symmetry, primitive_size
+from amorph.matching.database import known_polymorphs
+from amorph.matching.identify import Clusters, Identity, Product, identify
+from amorph.matching.matcher import make_matcher, reduced_for_matching
+from amorph.matching.ranking import Outcome, predicted_polymorph, tally
+from amorph.matching.symmetry import find_symmetry, primitive_size
 
 
 def _by_name(formula):
@@ -65,6 +66,36 @@ def test_identify_names_known_polymorphs_supercells_and_unknowns():
     assert rounds.known_names() == {0: "rutile", 1: "rutile", 3: ""}
     rounds.add(products[2:3] + products[4:])
     assert rounds.identities() == labels
+
+
+def test_reduced_once_fits_as_plain_fit():
+    """Clusters reduces each structure once and calls fit(..., skip_structure_reduction=True): same answers
+    as plain fit, for every polymorph against rattled, strained, supercell and oblique cells and random cells."""
+    assert known_polymorphs("TiO2")[1].name == "anatase"
+    polymorphs = [p.structure for p in known_polymorphs("TiO2")]
+    rng = np.random.default_rng(3)
+    products = []
+    for k, s in enumerate(polymorphs):
+        s = _rattled(s * (2, 1, 1) if k % 2 else s, 0.04, k)
+        s.apply_strain(rng.uniform(-0.03, 0.03, 3))
+        products.append(s)
+    sheared = polymorphs[1].copy()
+    sheared.make_supercell([[1, 1, 0], [0, 1, 0], [0, 0, 1]])
+    products.append(sheared)
+    # 18 sites against anatase's 12-site conventional cell: fits only once both are reduced to 6
+    products.append(_rattled(polymorphs[1].get_primitive_structure() * (3, 1, 1), 0.03, 9))
+    for n in (2, 4):  # random cells of 6 and 12 sites
+        lattice = Lattice.orthorhombic(*rng.uniform(3.5, 6.5, 3))
+        products.append(Structure(lattice, ["Ti"] * n + ["O"] * 2 * n, rng.random((3 * n, 3))))
+    matcher = make_matcher()
+    plain = [[matcher.fit(a, b) for b in products] for a in polymorphs]
+    reduced = [reduced_for_matching(matcher, s) for s in products]
+    skipped = [
+        [matcher.fit(reduced_for_matching(matcher, a), b, skip_structure_reduction=True) for b in reduced] for a in polymorphs
+    ]
+    assert skipped == plain
+    assert sum(map(sum, plain)) >= len(polymorphs) + 2  # each rattled polymorph, the oblique and 18-site cells match
+    assert not all(map(all, plain))
 
 
 def test_tally_and_prediction():
