@@ -13,15 +13,17 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.composition import parse_formula
 from amorph.errors import AmorphError
-from amorph.progress import ProgressSink, SilentProgress
-from amorph.references import collect
 from amorph.matching.polymorph import Polymorph
-from amorph.matching.sources import DEFAULT_SOURCES, check_sources
-from amorph.md.potentials import LoadedPotential, load_potential
+from amorph.matching.sources import check_sources
 from amorph.md.batched_relax import relax_many
 from amorph.md.evaluators import make_evaluator
+from amorph.md.potentials import LoadedPotential, load_potential
+from amorph.progress import ProgressSink, SilentProgress
+from amorph.references import collect
 from amorph.results import rundir as files
 from amorph.results.rundir import RunDir
+from amorph.settings import DEFAULT_DATABASES
+from amorph.threads import one_blas_thread
 
 PROTOTYPE_MAX_ATOMS = 24  # prototypes with larger primitive cells are not relaxed for a comparison
 
@@ -33,10 +35,11 @@ def polymorph_energies(
     fmax: float = 0.02,
     max_steps: int = 300,
     progress: ProgressSink | None = None,
-    sources: tuple[str, ...] = DEFAULT_SOURCES,
+    sources: tuple[str, ...] = DEFAULT_DATABASES,
 ) -> tuple[list[dict[str, Any]], str]:
     """Relax each known polymorph of a formula from the --db sources; rows sorted by energy per atom."""
     progress = progress or SilentProgress()
+    one_blas_thread()
     formula = parse_formula(formula_text)
     check_sources(sources)
     potential = load_potential(potential_spec, device)
@@ -82,6 +85,7 @@ def compare_run(run_dir: Path, device: str = "auto", progress: ProgressSink | No
     """A finished run's polymorph shares beside the energies of the references it was matched against,
     relaxed with the run's own potential."""
     progress = progress or SilentProgress()
+    one_blas_thread()
     run = RunDir(run_dir)
     needed = (files.CONFIG, files.POLYMORPHS_CSV, files.KNOWN_POLYMORPHS)
     if not all(run.has(name) for name in needed):

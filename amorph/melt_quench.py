@@ -7,9 +7,9 @@ from collections.abc import Callable
 import numpy as np
 from ase import Atoms
 
-from amorph.settings import MeltQuenchSettings
 from amorph.md.dynamics import MDLogRow, run_nvt_schedule
 from amorph.md.potentials import LoadedPotential
+from amorph.settings import MeltQuenchSettings
 
 
 def temperature_schedule(settings: MeltQuenchSettings) -> np.ndarray:

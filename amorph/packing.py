@@ -17,6 +17,7 @@ from ase.neighborlist import neighbor_list
 
 from amorph.composition import Formula
 from amorph.md.neighbours import MAX_IMAGES_PER_AXIS, edge_vectors, image_extents, periodic_edges
+from amorph.md.state import atom_cells
 
 # Two atoms "touch" at this fraction of the sum of their covalent radii. Bonds in solids sit at
 # roughly 0.85-1.0 x that sum, so nothing the MD will want is forbidden, but cores never overlap.
@@ -73,7 +74,7 @@ def push_apart(cells: Sequence[Atoms], max_iterations: int) -> list[float]:
     inverses = torch.linalg.inv(lattices)
     frac = torch.tensor(np.concatenate([a.get_scaled_positions(wrap=True) for a in cells]), dtype=torch.float64)
     z = torch.as_tensor(numbers)
-    cell_of_atom = torch.repeat_interleave(torch.arange(len(cells)), counts)
+    cell_of_atom = atom_cells(counts)
     moved = torch.zeros_like(frac)
     # A cell too thin for the neighbour search (a collapsed box) is left as it is; its relaxation fails.
     active = (image_extents(lattices, cutoff) <= MAX_IMAGES_PER_AXIS).all(dim=1)
@@ -82,7 +83,7 @@ def push_apart(cells: Sequence[Atoms], max_iterations: int) -> list[float]:
         if len(ids) == 0:
             break
         mine = active[cell_of_atom]
-        f, local = frac[mine], torch.repeat_interleave(torch.arange(len(ids)), counts[ids])
+        f, local = frac[mine], atom_cells(counts[ids])
         (i, j), shift = periodic_edges(f, lattices[ids], counts[ids], cutoff)
         movable = i != j
         i, j, shift = i[movable], j[movable], shift[movable]

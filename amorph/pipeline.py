@@ -15,7 +15,7 @@ first stage whose output is missing.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,27 +28,32 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph import __version__
 from amorph.composition import Formula, parse_formula
 from amorph.errors import AmorphError
-from amorph.melt_quench import melt_quench
-from amorph.progress import ProgressSink, SilentProgress
-from amorph.settings import RunSettings, validate
-from amorph.start import reference_volume, start_structure
-from amorph.references import collect
-from amorph.matching.polymorph import Polymorph
-from amorph.matching.sources import gather
+from amorph.inputs import check_inputs
 from amorph.matching.identify import Clusters, Identity, Product, identify
-from amorph.matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.ranking import Outcome, tally
+from amorph.matching.sources import gather
 from amorph.matching.statistics import separation, share_intervals
 from amorph.matching.symmetry import Symmetry, find_symmetry, primitive_size
-from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.md.batched_md import batch_replicas, replica_rngs, run_replicas
-from amorph.md.batched_relax import relax_many
-from amorph.md.evaluators import BatchEvaluator, make_evaluator
-from amorph.md.parallel_relax import WorkerPool, relax_in_processes, worker_count
+from amorph.md.dynamics import MDLogRow
+from amorph.md.engine import Relaxer
+from amorph.md.evaluators import make_evaluator
+from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.md.relax import RelaxResult, invalid_reason
+from amorph.melt_quench import melt_quench
 from amorph.motifs.subcells import extract_subcells
+from amorph.progress import ProgressSink, SilentProgress
+from amorph.references import collect
 from amorph.results import provenance
 from amorph.results import rundir as files
+from amorph.results.report import build_report
 from amorph.results.rundir import RunDir
+from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
+from amorph.results.subcells import SubcellRecord
+from amorph.settings import RunSettings
+from amorph.start import reference_volume, start_structure
+from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
 STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP = 1, 2, 3, 4
@@ -82,12 +87,8 @@ class Run:
 
 def prepare(settings: RunSettings, out: Path, resume: bool = False) -> Run:
     """Check everything that can be wrong with the input before a single file is written."""
-    if resume:
-        RunDir.check_writable(out, resume=True)
-        settings = RunSettings.from_dict(RunDir(out).read_json(files.CONFIG)["settings"])
-    formula = parse_formula(settings.formula)
-    validate(settings)
-    RunDir.check_writable(out, resume)
+    settings, formula = check_inputs(settings, out, resume)
+    one_blas_thread()  # a run starts here
     potential = load_potential(settings.potential, settings.device)
     potential.check_covers(formula.elements)
     gathered = None
@@ -96,9 +97,9 @@ def prepare(settings: RunSettings, out: Path, resume: bool = False) -> Run:
     return Run(settings, formula, potential, RunDir(out), resume, gathered)
 
 
-def predict(settings: RunSettings, out: Path, progress: ProgressSink | None = None, resume: bool = False) -> dict[str, Any]:
-    """Run the whole pipeline and return report.json's content."""
-    return execute(prepare(settings, out, resume), progress or SilentProgress())
+def predict(settings: RunSettings, out: str | Path, progress: ProgressSink | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run the whole pipeline into the folder `out` and return report.json's content (the Python API)."""
+    return execute(prepare(settings, Path(out), resume), progress or SilentProgress())
 
 
 def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:
@@ -192,7 +193,7 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     )
     rngs = replica_rngs(run.settings.seed, STREAM_MD, len(starts))
 
-    def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list]:
+    def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list[MDLogRow]]:
         return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance())
 
     if run.settings.relax.engine == "batched":  # forces from the batched evaluator, replicas together on a GPU
@@ -202,7 +203,7 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
         outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]
     progress.finish()
     rows, frames = [], []
-    for k, (amorphous, log) in enumerate(outcomes):  # type: ignore[misc]
+    for k, (amorphous, log) in enumerate(outcomes):
         rows += [{"replica": k} | asdict(row) for row in log]
         amorphous.info["replica"] = k
         frames.append(amorphous)
@@ -225,7 +226,8 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
     progress.start("Cutting subcells", len(replicas))
     sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.references())
     budget = -(-sc.max_subcells // len(replicas))  # the budget is shared evenly between replicas
-    frames, censuses = [], []
+    frames: list[Atoms] = []
+    censuses = []
     rngs = replica_rngs(run.settings.seed, STREAM_SUBCELLS, len(replicas))
     for k, amorphous in enumerate(replicas):
         subcells, census = extract_subcells(
@@ -281,64 +283,64 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
 def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     """Step 4: relax the subcells (atoms and cell); judge each result, keeping invalid ones.
 
-    With --max-subcells auto the subcells are relaxed in rounds (in their sampled order) and relaxing
-    stops once the leading known polymorph is ahead of the runner-up at 95% confidence, or when the
-    subcells run out; sampling.json records every round.
+    With --max-subcells auto the subcells are relaxed in rounds until the answer is clear
+    (relax_until_separated); sampling.json records every round.
     """
     subcells = run.out.read_atoms(files.SUBCELLS_INITIAL)
     replicas = run.out.read_atoms(files.AMORPHOUS_XYZ)
     rx, sc = run.settings.relax, run.settings.subcells
-    evaluator = make_evaluator(run.potential, batched=rx.engine == "batched")
-    lowest = min(e.energy / len(a) for a, e in zip(replicas, evaluator.evaluate(replicas)))
-    floor = lowest - rx.energy_drop_limit
     progress.start(f"Relaxing {len(subcells)} subcells" + (" (stops when the answer is clear)" if sc.adaptive else ""), len(subcells))
     round_size = len(subcells) if not sc.adaptive else max(ADAPTIVE_MIN_ROUND, len(subcells) // ADAPTIVE_ROUNDS)
-    relaxed_frames: list[Atoms] = []
-    rounds = []
-    rng = run.rng(STREAM_BOOTSTRAP)
-    clusters = Clusters(run.references())  # grows round by round: only new products are compared
-    known = {p.name for p in run.references()}
-    workers = worker_count(round_size, run.potential.device, run.potential.name) if rx.engine == "batched" else 1
-    # one set of worker processes for every round
-    with WorkerPool(workers) if workers > 1 else nullcontext() as pool:
-        for start in range(0, len(subcells), round_size):
-            batch = subcells[start : start + round_size]
-            results = _relax(run, batch, evaluator, progress, pool)
-            judged = [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(batch, results)]
-            relaxed_frames += judged
-            if not sc.adaptive:
-                continue
-            clusters.add([_product(f) for f in judged if f.info["valid"]])
-            names = clusters.known_names()
-            valid = [f for f in relaxed_frames if f.info["valid"]]
-            sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
-            rounds.append({"relaxed": len(relaxed_frames), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
-            if sep.separated and len(relaxed_frames) >= 2 * round_size:
-                progress.note(
-                    f"stopping after {len(relaxed_frames)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
-                    f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
-                )
-                break
+    with Relaxer(run.potential, rx.engine, rx.fmax, rx.max_steps, expected_cells=round_size) as relaxer:
+        lowest = min(e.energy / len(a) for a, e in zip(replicas, relaxer.evaluator.evaluate(replicas)))
+        floor = lowest - rx.energy_drop_limit
+
+        def relax(cells: list[Atoms]) -> list[Atoms]:
+            results = relaxer.relax(cells, on_progress=progress.advance)
+            return [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(cells, results)]
+
+        if sc.adaptive:
+            relaxed, sampling = relax_until_separated(subcells, relax, round_size, run.references(), run.rng(STREAM_BOOTSTRAP), progress)
+        else:
+            relaxed = relax(subcells)
     progress.finish()
     if sc.adaptive:
-        stopped = "separated" if rounds and rounds[-1]["separated"] and len(relaxed_frames) < len(subcells) else "budget"
-        run.out.write_json(
-            files.SAMPLING,
-            {"mode": "auto", "budget": len(subcells), "relaxed": len(relaxed_frames), "stopped": stopped, "rounds": rounds},
-        )
-    run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed_frames, "extxyz")
+        run.out.write_json(files.SAMPLING, sampling)
+    run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed, "extxyz")
 
 
-def _relax(
-    run: Run, cells: list[Atoms], evaluator: BatchEvaluator, progress: ProgressSink, pool: WorkerPool | None
-) -> list[RelaxResult]:
-    """The batched engine in this process, or (CPU, torch model, enough cells) in the pool's worker processes."""
-    rx = run.settings.relax
-    if pool is not None and worker_count(len(cells), run.potential.device, run.potential.name) >= pool.workers:
-        return relax_in_processes(
-            cells, run.potential.name, pool.workers, True, rx.fmax, rx.max_steps, on_progress=progress.advance, pool=pool
-        )
-    return relax_many(cells, evaluator, rx.fmax, rx.max_steps, on_done=lambda _index, _result: progress.advance())
+def relax_until_separated(
+    subcells: list[Atoms],
+    relax: Callable[[list[Atoms]], list[Atoms]],
+    round_size: int,
+    references: list[Polymorph],
+    rng: np.random.Generator,
+    progress: ProgressSink,
+) -> tuple[list[Atoms], dict[str, Any]]:
+    """--max-subcells auto: relax the subcells in rounds (in their sampled order) and stop once the
+    leading known polymorph is ahead of the runner-up at 95% confidence (after two rounds at least),
+    or when the subcells run out. Returns the judged relaxed subcells and sampling.json's content."""
+    relaxed: list[Atoms] = []
+    rounds = []
+    clusters = Clusters(references)  # grows round by round: only new products are compared
+    known = {p.name for p in references}
+    for start in range(0, len(subcells), round_size):
+        judged = relax(subcells[start : start + round_size])
+        relaxed += judged
+        clusters.add([_product(f) for f in judged if f.info["valid"]])
+        names = clusters.known_names()
+        valid = [f for f in relaxed if f.info["valid"]]
+        sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
+        rounds.append({"relaxed": len(relaxed), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
+        if sep.separated and len(relaxed) >= 2 * round_size:
+            progress.note(
+                f"stopping after {len(relaxed)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
+                f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
+            )
+            break
+    stopped = "separated" if rounds and rounds[-1]["separated"] and len(relaxed) < len(subcells) else "budget"
+    sampling = {"mode": "auto", "budget": len(subcells), "relaxed": len(relaxed), "stopped": stopped, "rounds": rounds}
+    return relaxed, sampling
 
 
 def _judged(initial: Atoms, result: RelaxResult, fusion_distance: float, floor: float) -> Atoms:
@@ -388,37 +390,11 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
     progress.advance()
     progress.finish()
 
-    rows = []
-    for atoms in relaxed:
-        info, n = atoms.info, len(atoms)
-        sid = info["subcell_id"]
-        sym, label = symmetries.get(sid), labels.get(sid)
-        rows.append(
-            {
-                "id": sid,
-                "replica": int(info.get("replica", 0)),
-                "n_atoms": n,
-                "formula": atoms.get_chemical_formula(mode="metal"),
-                "lower": info["lower"],
-                "upper": info["upper"],
-                "cut_push": float(info.get("cut_push", 0.0)),
-                "initial_energy_per_atom": info["initial_energy"] / n,
-                "final_energy_per_atom": info["final_energy"] / n,
-                "relax_steps": info["relax_steps"],
-                "converged": info["converged"],
-                "valid": info["valid"],
-                "reason": info["reason"],
-                "spacegroup_symbol": sym.symbol if sym else "",
-                "spacegroup_number": sym.number if sym else 0,
-                "symprec": sym.symprec if sym else float("nan"),
-                "match": label.label if label else "",
-                "known_polymorph": bool(label and label.known),
-                "structure_type": label.structure_type if label else "",
-                "closest_known": label.closest_known if label else "",
-                "fingerprint_distance": label.closest_distance if label else float("nan"),
-            }
-        )
-    run.out.write_csv(files.SUBCELLS_CSV, pd.DataFrame(rows))
+    records = [
+        SubcellRecord.from_relaxed(atoms, symmetries.get(atoms.info["subcell_id"]), labels.get(atoms.info["subcell_id"]))
+        for atoms in relaxed
+    ]
+    run.out.write_csv(files.SUBCELLS_CSV, pd.DataFrame([r.to_row() for r in records], columns=list(SUBCELL_COLUMNS)))
     # one CIF per distinct product: its lowest-energy member
     best: dict[str, tuple[float, Atoms]] = {}
     for atoms in relaxed:
@@ -434,78 +410,36 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
 
 def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     """Step 6: count each polymorph; the most frequent known one nucleates first."""
-    table = run.out.read_csv(files.SUBCELLS_CSV)
-    valid = table[table["valid"].astype(bool)]
+    records = [SubcellRecord.from_row(row) for row in run.out.read_rows(files.SUBCELLS_CSV)]
+    valid = [r for r in records if r.valid]
     polymorphs = {p.name: p for p in run.references()}
     outcomes = []
-    for r in valid.itertuples():
+    for r in valid:
         if r.known_polymorph:
             pm = polymorphs[r.match]
             identity = Identity(r.match, True, pm.spacegroup_symbol, pm.spacegroup_number)
         else:
             identity = Identity(
-                r.match,
-                False,
-                r.spacegroup_symbol,
-                int(r.spacegroup_number),
-                _text(r.structure_type),
-                _text(r.closest_known),
-                float(r.fingerprint_distance),
+                r.match, False, r.spacegroup_symbol, r.spacegroup_number, r.structure_type, r.closest_known, r.fingerprint_distance
             )
-        outcomes.append(Outcome(int(r.id), identity, float(r.final_energy_per_atom), parse_formula(r.formula).reduced))
-    intervals = share_intervals(list(valid["match"]), list(valid["replica"]), run.rng(STREAM_BOOTSTRAP))
-    rows = [replace(r, share_ci_low=intervals[r.name][0], share_ci_high=intervals[r.name][1]) for r in tally(outcomes)]
-    run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([r.to_dict() for r in rows]))
+        outcomes.append(Outcome(r.id, identity, r.final_energy_per_atom, parse_formula(r.formula).reduced))
+    intervals = share_intervals([r.match for r in valid], [r.replica for r in valid], run.rng(STREAM_BOOTSTRAP))
+    rows = [replace(t, share_ci_low=intervals[t.name][0], share_ci_high=intervals[t.name][1]) for t in tally(outcomes)]
+    run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([t.to_dict() for t in rows]))
     config = run.out.read_json(files.CONFIG)
-    report = build_report(run, rows, n_subcells=len(table), n_valid=len(valid), config=config)
+    report = build_report(
+        formula=run.formula.reduced,
+        rows=rows,
+        n_subcells=len(records),
+        n_valid=len(valid),
+        replicas=run.settings.melt_quench.replicas,
+        sampling=run.out.read_json(files.SAMPLING) if run.out.has(files.SAMPLING) else {"mode": "fixed", "relaxed": len(records)},
+        potential=config["potential"]["used"],
+        preset=run.settings.preset,
+        seed=run.settings.seed,
+        reference_volume=asdict(reference_volume(run.formula, run.references())),
+        sources=list(run.settings.databases),
+        known_names=[p.name for p in run.references()],
+        timings=run.timings,
+    )
     run.out.write_json(files.REPORT, report)
-
-
-def _text(value: object) -> str:
-    """A CSV text cell read back by pandas: empty cells come back as NaN."""
-    return "" if isinstance(value, float) else str(value)
-
-
-def build_report(run: Run, rows: list[PolymorphTally], n_subcells: int, n_valid: int, config: dict) -> dict[str, Any]:
-    """report.json's content."""
-    winner = predicted_polymorph(rows)
-    lowest = lowest_energy_product(rows)
-    if winner is not None:
-        prediction = {
-            "polymorph": winner.name,
-            "spacegroup_symbol": winner.spacegroup_symbol,
-            "spacegroup_number": winner.spacegroup_number,
-            "count": winner.count,
-            "share": winner.share,
-            "share_ci95": [winner.share_ci_low, winner.share_ci_high],
-        }
-    else:
-        prediction = {
-            "polymorph": None,
-            "message": f"no relaxed subcell matched a known polymorph of {run.formula.reduced}",
-        }
-    return {
-        "formula": run.formula.reduced,
-        "prediction": prediction,
-        "lowest_energy_product": None
-        if lowest is None
-        else {
-            "name": lowest.name,
-            "known": lowest.known,
-            "spacegroup_symbol": lowest.spacegroup_symbol,
-            "spacegroup_number": lowest.spacegroup_number,
-            "energy_per_atom": lowest.lowest_energy_per_atom,
-            "subcell": lowest.lowest_energy_subcell,
-        },
-        "polymorphs": [r.to_dict() for r in rows],
-        "n_subcells": n_subcells,
-        "n_valid": n_valid,
-        "replicas": run.settings.melt_quench.replicas,
-        "sampling": run.out.read_json(files.SAMPLING) if run.out.has(files.SAMPLING) else {"mode": "fixed", "relaxed": n_subcells},
-        "potential": config["potential"]["used"],
-        "preset": run.settings.preset,
-        "seed": run.settings.seed,
-        "reference_volume": asdict(reference_volume(run.formula, run.references())),
-        "known_polymorphs": {"sources": list(run.settings.databases), "names": [p.name for p in run.references()]},
-        "timings": dict(run.timings),
-    }

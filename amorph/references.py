@@ -14,15 +14,15 @@ from dataclasses import replace
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.composition import Formula, volume_per_atom_from_radii
-from amorph.progress import ProgressSink
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.prototypes import prototype_polymorphs
 from amorph.matching.sources import PROTOTYPES, gather, merge
 from amorph.matching.symmetry import find_symmetry
-from amorph.md.potentials import LoadedPotential
 from amorph.md.batched_relax import relax_many
 from amorph.md.evaluators import make_evaluator
+from amorph.md.potentials import LoadedPotential
 from amorph.md.relax import invalid_reason
+from amorph.progress import ProgressSink
 
 PROTOTYPE_FMAX = 0.05  # eV/A
 PROTOTYPE_STEPS = 200

@@ -1,20 +1,26 @@
-"""Typed settings of every stage, and the named presets that fill them.
+"""Typed settings of every stage, the named presets, and the flags that set them.
 
-Each stage gets a frozen dataclass; a run is the formula plus one of each. Each CLI flag
-overrides exactly one field (see cli/main.py), so `config.json` always shows what ran.
+Each stage gets a frozen dataclass whose defaults are the paper's scale (the `standard` preset); a
+run is the formula plus one of each. A preset is a list of changes from those defaults. Each CLI flag
+overrides exactly one field and is described once, in FLAGS: its name, unit and allowed range serve
+both `amorph predict --help` and the validation, so `config.json` always shows what ran and an error
+names the flag the user typed. This module imports nothing heavy: the CLI checks a run's settings
+with it before torch or pymatgen are loaded.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from amorph.errors import AmorphError
 
+Engine = Literal["batched", "sequential"]
+Device = Literal["auto", "cpu", "cuda"]
+Preset = Literal["smoke", "quick", "standard", "paper"]
 
-# matching.sources.DEFAULT_SOURCES says the same; spelled here too so settings stay free of heavy imports
-# (tests/test_sources.py checks that the two agree).
+# The --db sources used when none is given, in merge order (names as in amorph.matching.sources).
 DEFAULT_DATABASES: tuple[str, ...] = ("builtin", "prototypes")
 
 
@@ -60,7 +66,7 @@ class RelaxSettings:
     max_steps: int = 500
     fusion_distance: float = 1.5  # A; per pair min(this, 0.6 x sum of covalent radii)
     energy_drop_limit: float = 2.0  # eV/atom below the amorphous cell: beyond this the potential failed
-    engine: str = "batched"  # batched: many cells per forward pass, MD through the same evaluator; sequential: plain ASE calls
+    engine: Engine = "batched"  # batched: many cells per forward pass, MD through the same evaluator; sequential: plain ASE calls
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,9 @@ class RunSettings:
     """Everything that defines one `amorph predict` run."""
 
     formula: str
-    preset: str = "standard"
+    preset: Preset = "standard"
     potential: str = "auto"
-    device: str = "auto"
+    device: Device = "auto"
     seed: int = 0
     databases: tuple[str, ...] = DEFAULT_DATABASES  # --db sources of known polymorphs, in merge order
     packing: PackingSettings = field(default_factory=PackingSettings)
@@ -97,41 +103,38 @@ class RunSettings:
         )
 
 
-# Presets. smoke: seconds, for tests; quick: a CPU workstation (TiO2 with CHGNet in < 20 min
-# on 2 cores); standard and paper: the paper's scale, meant for a GPU.
-PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": dict(
-        packing=PackingSettings(target_atoms=32),
-        melt_quench=MeltQuenchSettings(steps_per_stage=100),
-        subcells=SubcellSettings(d_frac=0.25, n_min=1, n_max=8, max_subcells=30),
-        relax=RelaxSettings(fmax=0.05, max_steps=200),
-    ),
-    "quick": dict(
-        packing=PackingSettings(target_atoms=48),
-        melt_quench=MeltQuenchSettings(steps_per_stage=200),
-        subcells=SubcellSettings(d_frac=0.1, n_min=2, n_max=12, max_subcells=40),
-        relax=RelaxSettings(fmax=0.05, max_steps=250),
-    ),
-    "standard": dict(
-        packing=PackingSettings(target_atoms=100),
-        melt_quench=MeltQuenchSettings(steps_per_stage=2500),
-        subcells=SubcellSettings(d_frac=0.1, n_min=2, n_max=24, max_subcells=2000),
-        relax=RelaxSettings(fmax=0.05, max_steps=500),
-    ),
-    "paper": dict(
-        packing=PackingSettings(target_atoms=100),
-        melt_quench=MeltQuenchSettings(steps_per_stage=2500),
-        subcells=SubcellSettings(d_frac=0.05, n_min=2, n_max=24, max_subcells=10000),
-        relax=RelaxSettings(fmax=0.05, max_steps=1000),
-    ),
+# Presets, as changes from the defaults (which are `standard`). smoke: seconds, for tests; quick: a
+# CPU workstation (TiO2 with CHGNet in minutes on 2 cores); standard and paper: the paper's scale, for a GPU.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "packing": {"target_atoms": 32},
+        "melt_quench": {"steps_per_stage": 100},
+        "subcells": {"d_frac": 0.25, "n_min": 1, "n_max": 8, "max_subcells": 30},
+        "relax": {"max_steps": 200},
+    },
+    "quick": {
+        "packing": {"target_atoms": 48},
+        "melt_quench": {"steps_per_stage": 200},
+        "subcells": {"n_max": 12, "max_subcells": 40},
+        "relax": {"max_steps": 250},
+    },
+    "standard": {},
+    "paper": {
+        "subcells": {"d_frac": 0.05, "max_subcells": 10000},
+        "relax": {"max_steps": 1000},
+    },
 }
+assert set(PRESETS) == set(get_args(Preset))
 
 
 def preset_settings(formula: str, preset: str, **top: Any) -> RunSettings:
-    """The settings of a named preset for a formula."""
+    """The settings of a named preset for a formula; `top` sets potential, device, seed or databases."""
     if preset not in PRESETS:
         raise AmorphError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    return RunSettings(formula=formula, preset=preset, **PRESETS[preset], **top)
+    settings = RunSettings(formula=formula, preset=preset, **top)  # type: ignore[arg-type]
+    for section, changes in PRESETS[preset].items():
+        settings = override(settings, section, **changes)
+    return settings
 
 
 def override(settings: RunSettings, section: str, **values: Any) -> RunSettings:
@@ -142,42 +145,90 @@ def override(settings: RunSettings, section: str, **values: Any) -> RunSettings:
     return replace(settings, **{section: replace(getattr(settings, section), **given)})
 
 
+Rule = Literal["positive", "non-negative", "fraction"]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One setting as the user sees it: the flag that sets it, what it means, its unit and range."""
+
+    option: str  # the CLI flag, e.g. "--t-high"; a plain name for settings without a flag
+    section: str  # which stage's settings hold it ("" for RunSettings itself)
+    name: str  # the field
+    meaning: str
+    unit: str = ""
+    rule: Rule = "positive"
+    cli: bool = True
+
+    @property
+    def help(self) -> str:
+        """The --help text: meaning, then unit."""
+        return f"{self.meaning}, {self.unit}." if self.unit else f"{self.meaning}."
+
+    def value(self, settings: RunSettings) -> Any:
+        return getattr(getattr(settings, self.section) if self.section else settings, self.name)
+
+    def check(self, value: Any) -> None:
+        """Refuse a value outside the flag's range, naming the flag."""
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if self.rule == "positive" and not (number and value > 0):
+            raise AmorphError(f"{self.option} must be a positive number, got {value}")
+        if self.rule == "non-negative" and not (number and value >= 0):
+            raise AmorphError(f"{self.option} must not be negative, got {value}")
+        if self.rule == "fraction" and not (number and 0 < value < 1):
+            raise AmorphError(f"{self.option} must lie strictly between 0 and 1, got {value}")
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--seed", "", "seed", "Random seed (packing, MD, subcell sampling)", rule="non-negative"),
+    Flag("--atoms", "packing", "target_atoms", "Target number of atoms in the amorphous cell"),
+    Flag("volume factor", "packing", "volume_factor", "Cell volume over the reference crystal's", cli=False),
+    Flag("--t-high", "melt_quench", "t_high", "Melt temperature", "K"),
+    Flag("--t-low", "melt_quench", "t_low", "Quench temperature", "K"),
+    Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps per stage (hold hot, ramp, hold cold)", rule="non-negative"),
+    Flag("--timestep", "melt_quench", "timestep", "MD time step", "fs"),
+    Flag("--replicas", "melt_quench", "replicas", "Independent melt-quench runs, batched together; subcells pooled"),
+    Flag("friction", "melt_quench", "friction", "Langevin friction", "1/fs", cli=False),
+    Flag("--d-frac", "subcells", "d_frac", "Fractional grid spacing of subcell bounds, in (0, 1)", rule="fraction"),
+    Flag("--n-min", "subcells", "n_min", "Fewest atoms in a subcell"),
+    Flag("--n-max", "subcells", "n_max", "Most atoms in a subcell"),
+    Flag(
+        "--max-subcells",
+        "subcells",
+        "max_subcells",
+        "Budget: subcells relaxed (random sample if more), or 'auto': relax in rounds until the leading "
+        "polymorph is ahead at 95% confidence (at most the preset's budget)",
+    ),
+    Flag("--fmax", "relax", "fmax", "Relaxation force tolerance", "eV/A"),
+    Flag("--relax-steps", "relax", "max_steps", "Most FIRE steps per subcell"),
+    Flag("fusion distance", "relax", "fusion_distance", "Closest two atoms may come before a result is called fused", "A", cli=False),
+)
+
+
+def flag(option: str) -> Flag:
+    """The Flag of a CLI option, e.g. flag("--t-high")."""
+    return next(f for f in FLAGS if f.option == option)
+
+
+def check_choice(option: str, value: str, kind: Any) -> None:
+    """Refuse a value that is not one of a Literal type's choices, naming the flag."""
+    choices = get_args(kind)
+    if value not in choices:
+        raise AmorphError(f"{option} must be {', '.join(choices[:-1])} or {choices[-1]}, got '{value}'")
+
+
 def validate(settings: RunSettings) -> None:
     """Refuse nonsense numbers before anything runs or is written."""
-    p, mq, sc, rx = settings.packing, settings.melt_quench, settings.subcells, settings.relax
-
-    def positive(name: str, value: float) -> None:
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise AmorphError(f"{name} must be a positive number, got {value}")
-
-    positive("--atoms", p.target_atoms)
-    positive("volume factor", p.volume_factor)
-    positive("--t-high", mq.t_high)
-    positive("--t-low", mq.t_low)
-    positive("--timestep", mq.timestep)
-    positive("--replicas", mq.replicas)
-    positive("friction", mq.friction)
-    positive("--fmax", rx.fmax)
-    positive("--n-min", sc.n_min)
-    positive("--n-max", sc.n_max)
-    positive("--max-subcells", sc.max_subcells)
-    positive("--relax-steps", rx.max_steps)
-    positive("fusion distance", rx.fusion_distance)
-    if mq.steps_per_stage < 0:
-        raise AmorphError(f"--md-steps must not be negative, got {mq.steps_per_stage}")
+    for setting in FLAGS:
+        setting.check(setting.value(settings))
+    p, mq, sc = settings.packing, settings.melt_quench, settings.subcells
     if mq.t_low > mq.t_high:
         raise AmorphError(f"--t-low ({mq.t_low} K) must not exceed --t-high ({mq.t_high} K)")
     if mq.timestep > 10:
         raise AmorphError(f"--timestep {mq.timestep} fs is far too long for atomistic MD (use <= 10 fs)")
-    if not 0 < sc.d_frac < 1:
-        raise AmorphError(f"--d-frac must lie strictly between 0 and 1, got {sc.d_frac}")
     if sc.n_min > sc.n_max:
         raise AmorphError(f"--n-min ({sc.n_min}) must not exceed --n-max ({sc.n_max})")
     if p.target_atoms > 5000:
         raise AmorphError(f"--atoms {p.target_atoms} is beyond what this tool is meant for (<= 5000)")
-    if rx.engine not in ("batched", "sequential"):
-        raise AmorphError(f"--engine must be batched or sequential, got '{rx.engine}'")
-    if settings.device not in ("auto", "cpu", "cuda"):
-        raise AmorphError(f"--device must be auto, cpu or cuda, got '{settings.device}'")
-    if settings.seed < 0:
-        raise AmorphError(f"--seed must be a non-negative integer, got {settings.seed}")
+    check_choice("--engine", settings.relax.engine, Engine)
+    check_choice("--device", settings.device, Device)

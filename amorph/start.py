@@ -8,9 +8,9 @@ import numpy as np
 from ase import Atoms
 
 from amorph.composition import Formula, number_of_atoms, volume_per_atom_from_radii
+from amorph.matching.polymorph import Polymorph
 from amorph.packing import random_packing
 from amorph.settings import PackingSettings
-from amorph.matching.polymorph import Polymorph
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ on a CPU, where that beats batching them. Prints atom-steps per second for each 
 
 from __future__ import annotations
 
-import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings
@@ -21,13 +20,14 @@ import warnings
 import numpy as np
 
 from amorph.composition import parse_formula
-from amorph.melt_quench import melt_quench
-from amorph.settings import MeltQuenchSettings, PackingSettings
-from amorph.start import start_structure
 from amorph.matching.database import known_polymorphs
 from amorph.md.batched_md import replica_rngs, run_replicas
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import load_potential
+from amorph.melt_quench import melt_quench
+from amorph.settings import MeltQuenchSettings, PackingSettings
+from amorph.start import start_structure
+from amorph.threads import one_blas_thread
 
 
 def main() -> None:
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="MD steps per stage (three stages)")
     parser.add_argument("--small", action="store_true", help="24 atoms, 10 steps per stage")
     args = parser.parse_args()
+    one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     atoms, steps = (24, 10) if args.small else (args.atoms, args.steps)
 

@@ -12,7 +12,6 @@ Last line: `ratio: <one-at-a-time cost / batched cost>` per cell-step.
 
 from __future__ import annotations
 
-import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings
@@ -25,6 +24,7 @@ from ase.calculators.calculator import Calculator
 from amorph.md.batched_relax import relax_many
 from amorph.md.evaluators import BatchEvaluator, BatchResult, CellBatch
 from amorph.md.relax import relax
+from amorph.threads import one_blas_thread
 
 FORCE, STRESS = 0.3, 0.01  # eV/A on every atom component, eV/A^3 on the stress diagonal
 
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--small", action="store_true", help="100 cells")
     args = parser.parse_args()
+    one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     n = 100 if args.small else args.cells

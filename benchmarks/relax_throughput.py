@@ -18,7 +18,6 @@ path agrees with itself (small-cell relaxations under a float32 model can part w
 
 from __future__ import annotations
 
-import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings
@@ -27,9 +26,6 @@ import numpy as np
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.composition import parse_formula
-from amorph.melt_quench import melt_quench
-from amorph.settings import MeltQuenchSettings, PackingSettings
-from amorph.start import start_structure
 from amorph.matching.database import known_polymorphs
 from amorph.matching.symmetry import find_symmetry
 from amorph.md.batched_relax import relax_many
@@ -37,7 +33,11 @@ from amorph.md.evaluators import make_evaluator
 from amorph.md.parallel_relax import relax_in_processes, worker_count
 from amorph.md.potentials import load_potential
 from amorph.md.relax import relax
+from amorph.melt_quench import melt_quench
 from amorph.motifs.subcells import extract_subcells
+from amorph.settings import MeltQuenchSettings, PackingSettings
+from amorph.start import start_structure
+from amorph.threads import one_blas_thread
 
 
 def fixed_subcells(potential, n: int, atoms: int, md_steps: int, push_cut_contacts: bool = True) -> list:
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--as-cut", action="store_true", help="subcells exactly as cut, as amorph predict --keep-cut-contacts")
     parser.add_argument("--self-check", action="store_true", help="also relax one at a time from a 1e-6 A nudge and compare")
     args = parser.parse_args()
+    one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     n = 16 if args.small else args.n
 

@@ -14,7 +14,6 @@ hundred configurations.
 
 from __future__ import annotations
 
-import amorph  # noqa: F401, I001  (first, before numpy: one BLAS thread, see amorph/__init__)
 import argparse
 import time
 import warnings
@@ -29,11 +28,12 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.composition import parse_formula
-from amorph.start import start_structure
-from amorph.settings import PackingSettings
 from amorph.matching.database import known_polymorphs
 from amorph.md.potentials import load_potential
 from amorph.motifs.subcells import extract_subcells
+from amorph.settings import PackingSettings
+from amorph.start import start_structure
+from amorph.threads import one_blas_thread
 
 
 def labelled_frames(n_subcells: int, steps: int, every: int, seed: int) -> list[tuple[Atoms, float, np.ndarray, np.ndarray]]:
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--frames", default="", help="extxyz file: labelled frames are read from it if it exists, else written to it")
     args = parser.parse_args()
+    one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     started = time.perf_counter()
     if args.frames and Path(args.frames).exists():

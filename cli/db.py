@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
-import pandas as pd
 import typer
 
 from amorph.errors import AmorphError
@@ -15,7 +14,7 @@ DB_HELP = "Source of known polymorphs, repeatable, merged in order: builtin | mp
 
 app = typer.Typer(help="Browse the known polymorphs (built-in data, Materials Project, your files).", no_args_is_help=True)
 
-DbOption = Annotated[Optional[list[str]], typer.Option("--db", help=DB_HELP)]
+DbOption = Annotated[list[str] | None, typer.Option("--db", help=DB_HELP)]
 
 
 def _polymorphs(formula: str, db: list[str] | None):
@@ -34,7 +33,7 @@ def _polymorphs(formula: str, db: list[str] | None):
 
 @app.command("list")
 def list_(
-    formula: Annotated[Optional[str], typer.Argument(help="A formula: its polymorphs. None: every built-in formula.")] = None,
+    formula: Annotated[str | None, typer.Argument(help="A formula: its polymorphs. None: every built-in formula.")] = None,
     db: DbOption = None,
 ) -> None:
     """List the built-in formulas, or the known polymorphs of FORMULA with their sources."""
@@ -58,13 +57,13 @@ def list_(
         raise AmorphError(f"no known polymorphs of {reduced} in {', '.join(db or ['builtin'])}")
     table = Table(title=f"Known polymorphs of {reduced}", expand=True)
     table.caption = "* ground state, ~ ordered approximant; full sources: amorph db show FORMULA NAME"
-    names = [p.name + ("*" if p.ground_state else "") + ("~" if p.approximant else "") for p in polymorphs]
+    labels = [p.name + ("*" if p.ground_state else "") + ("~" if p.approximant else "") for p in polymorphs]
     groups = [f"{p.spacegroup_symbol} ({p.spacegroup_number})" for p in polymorphs]
-    table.add_column("name", no_wrap=True, min_width=max(map(len, names)))
+    table.add_column("name", no_wrap=True, min_width=max(map(len, labels)))
     table.add_column("space group", no_wrap=True, min_width=max(map(len, groups)))
     table.add_column("mineral", no_wrap=True, min_width=max(len("mineral"), *(len(p.mineral) for p in polymorphs)))
     table.add_column("source", no_wrap=True, overflow="ellipsis", ratio=1)
-    for p, name, group in zip(polymorphs, names, groups):
+    for p, name, group in zip(polymorphs, labels, groups):
         table.add_row(name, group, p.mineral, p.source)
     stdout.print(table)
 
@@ -132,5 +131,7 @@ def export(
         }
         for p in polymorphs
     ]
+    import pandas as pd
+
     pd.DataFrame(rows).to_csv(directory / "index.csv", index=False)
     stdout.print(f"wrote {len(polymorphs)} CIFs of {reduced} and index.csv to {directory}")

@@ -7,18 +7,22 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
-import pandas as pd
 import typer
 
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from amorph.errors import AmorphError
 from amorph.cli import db as db_commands
+from amorph.errors import AmorphError
+from amorph.settings import Device, Engine, flag
+
+# Only light modules are imported above and before the input is checked: torch, matgl, chgnet and
+# pandas take seconds, and a mistyped formula, number or path must be answered at once
+# (benchmarks/cli_startup.py measures it).
 
 app = typer.Typer(
     name="amorph",
@@ -55,40 +59,26 @@ def _budget(text: str | None) -> tuple[bool | None, int | None]:
 def predict(
     formula: Annotated[str, typer.Argument(help="Chemical formula, e.g. TiO2.")],
     potential: Annotated[str, typer.Option(help="auto | chgnet | emt | matgl:MODEL (name or local directory).")] = "auto",
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where the potential runs.")] = "auto",
     preset: Annotated[
-        Optional[str], typer.Option(help="smoke | quick | standard | paper. Default: quick without a GPU, standard with one.")
+        str | None, typer.Option(help="smoke | quick | standard | paper. Default: quick without a GPU, standard with one.")
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (packing, MD, subcell sampling).")] = 0,
+    seed: Annotated[int | None, typer.Option(help=flag("--seed").help)] = 0,
     db: db_commands.DbOption = None,
-    atoms: Annotated[Optional[int], typer.Option(help="Target number of atoms in the amorphous cell.", rich_help_panel=PANEL_MD)] = None,
-    t_high: Annotated[Optional[float], typer.Option(help="Melt temperature, K.", rich_help_panel=PANEL_MD)] = None,
-    t_low: Annotated[Optional[float], typer.Option(help="Quench temperature, K.", rich_help_panel=PANEL_MD)] = None,
-    md_steps: Annotated[
-        Optional[int], typer.Option(help="MD steps per stage (hold hot, ramp, hold cold).", rich_help_panel=PANEL_MD)
-    ] = None,
-    timestep: Annotated[Optional[float], typer.Option(help="MD time step, fs.", rich_help_panel=PANEL_MD)] = None,
-    replicas: Annotated[
-        Optional[int],
-        typer.Option(help="Independent melt-quench runs, batched together; subcells pooled.", rich_help_panel=PANEL_MD),
-    ] = None,
-    d_frac: Annotated[
-        Optional[float], typer.Option(help="Fractional grid spacing of subcell bounds, in (0, 1).", rich_help_panel=PANEL_SUB)
-    ] = None,
-    n_min: Annotated[Optional[int], typer.Option(help="Fewest atoms in a subcell.", rich_help_panel=PANEL_SUB)] = None,
-    n_max: Annotated[Optional[int], typer.Option(help="Most atoms in a subcell.", rich_help_panel=PANEL_SUB)] = None,
-    max_subcells: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Budget: subcells relaxed (random sample if more), or 'auto': relax in rounds until the leading "
-            "polymorph is ahead at 95% confidence (at most the preset's budget).",
-            rich_help_panel=PANEL_SUB,
-        ),
-    ] = None,
-    fmax: Annotated[Optional[float], typer.Option(help="Relaxation force tolerance, eV/A.", rich_help_panel=PANEL_SUB)] = None,
-    relax_steps: Annotated[Optional[int], typer.Option(help="Most FIRE steps per subcell.", rich_help_panel=PANEL_SUB)] = None,
+    atoms: Annotated[int | None, typer.Option(help=flag("--atoms").help, rich_help_panel=PANEL_MD)] = None,
+    t_high: Annotated[float | None, typer.Option(help=flag("--t-high").help, rich_help_panel=PANEL_MD)] = None,
+    t_low: Annotated[float | None, typer.Option(help=flag("--t-low").help, rich_help_panel=PANEL_MD)] = None,
+    md_steps: Annotated[int | None, typer.Option(help=flag("--md-steps").help, rich_help_panel=PANEL_MD)] = None,
+    timestep: Annotated[float | None, typer.Option(help=flag("--timestep").help, rich_help_panel=PANEL_MD)] = None,
+    replicas: Annotated[int | None, typer.Option(help=flag("--replicas").help, rich_help_panel=PANEL_MD)] = None,
+    d_frac: Annotated[float | None, typer.Option(help=flag("--d-frac").help, rich_help_panel=PANEL_SUB)] = None,
+    n_min: Annotated[int | None, typer.Option(help=flag("--n-min").help, rich_help_panel=PANEL_SUB)] = None,
+    n_max: Annotated[int | None, typer.Option(help=flag("--n-max").help, rich_help_panel=PANEL_SUB)] = None,
+    max_subcells: Annotated[str | None, typer.Option(help=flag("--max-subcells").help, rich_help_panel=PANEL_SUB)] = None,
+    fmax: Annotated[float | None, typer.Option(help=flag("--fmax").help, rich_help_panel=PANEL_SUB)] = None,
+    relax_steps: Annotated[int | None, typer.Option(help=flag("--relax-steps").help, rich_help_panel=PANEL_SUB)] = None,
     engine: Annotated[
-        Optional[str],
+        Engine | None,
         typer.Option(
             help="batched: many subcells per forward pass, and MD forces from the same engine (matgl, CHGNet); "
             "sequential: the plain ASE calculator, one cell per call, for MD and relaxation.",
@@ -113,20 +103,19 @@ def predict(
             rich_help_panel=PANEL_SUB,
         ),
     ] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its first missing stage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
 ) -> None:
     """Predict the first polymorph to crystallize from amorphous FORMULA."""
-    from amorph.pipeline import execute, prepare
-    from amorph.settings import override, preset_settings
-    from amorph.cli.render import RichProgress, polymorph_table, prediction_line, stderr, stdout
+    from amorph.inputs import check_inputs
     from amorph.md.potentials import resolve_device
+    from amorph.settings import override, preset_settings
 
     if resume and out is None:
         raise AmorphError("--resume needs --out DIR of the run to continue")
-    if preset is None:
+    if preset is None:  # on a machine without a GPU driver this does not import torch
         preset = "standard" if resolve_device(device) == "cuda" else "quick"
     settings = preset_settings(formula, preset, potential=potential, device=device, seed=seed)
     if db:
@@ -148,14 +137,21 @@ def predict(
     )
     settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps, engine=engine)
     run_dir = out or _default_out(formula.strip())
-    run = prepare(settings, run_dir, resume=resume)
+    check_inputs(settings, run_dir, resume)  # before the heavy imports below
 
+    from amorph.cli.render import RichProgress, polymorph_table, prediction_line, stderr, stdout
+    from amorph.pipeline import execute, prepare
+
+    run = prepare(settings, run_dir, resume=resume)
     if quiet or as_json:
         from amorph.progress import SilentProgress
 
         report = execute(run, SilentProgress())
     else:
-        stderr.print(f"[bold]amorph predict {run.formula.reduced}[/bold]  potential {run.potential.name} on {run.potential.device}, preset {run.settings.preset}, seed {run.settings.seed}")
+        stderr.print(
+            f"[bold]amorph predict {run.formula.reduced}[/bold]  potential {run.potential.name} on {run.potential.device}, "
+            f"preset {run.settings.preset}, seed {run.settings.seed}"
+        )
         with RichProgress() as progress:
             report = execute(run, progress)
     if as_json:
@@ -171,32 +167,41 @@ def predict(
 def compare(
     target: Annotated[str, typer.Argument(help="A formula (e.g. TiO2) or the directory of a finished predict run.")],
     potential: Annotated[str, typer.Option(help="Potential for a formula; a run directory uses its own.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
-    fmax: Annotated[float, typer.Option(help="Relaxation force tolerance, eV/A.")] = 0.02,
-    out: Annotated[Optional[Path], typer.Option(help="Where compare.csv/json go (formula mode).")] = None,
+    device: Annotated[Device, typer.Option(help="Where the potential runs.")] = "auto",
+    fmax: Annotated[float, typer.Option(help=flag("--fmax").help)] = 0.02,
+    out: Annotated[Path | None, typer.Option(help="Where compare.csv/json go (formula mode).")] = None,
     db: db_commands.DbOption = None,
 ) -> None:
     """Energies of the known polymorphs under the potential, beside a run's shares when given a run."""
-    from amorph.compare import compare_run, polymorph_energies
-    from amorph.matching.sources import DEFAULT_SOURCES
-    from amorph.cli.render import RichProgress, compare_table, stdout
+    from amorph.composition import parse_formula
+    from amorph.matching.sources import check_sources
+    from amorph.md.potentials import check_potential_spec
     from amorph.results import rundir as files
     from amorph.results.rundir import RunDir
+    from amorph.settings import DEFAULT_DATABASES
 
-    if fmax <= 0:
-        raise AmorphError(f"--fmax must be positive, got {fmax}")
+    flag("--fmax").check(fmax)
     as_run = Path(target).is_dir()
+    sources = tuple(db) if db else DEFAULT_DATABASES
     if as_run:
         dest = RunDir(Path(target))
     else:
+        parse_formula(target)
+        check_potential_spec(potential)
+        check_sources(sources)
         dest_path = out or _default_out(f"compare-{target.strip()}")
         RunDir.check_writable(dest_path, resume=False)
         dest = RunDir(dest_path)
+
+    import pandas as pd
+
+    from amorph.cli.render import RichProgress, compare_table, stdout
+    from amorph.compare import compare_run, polymorph_energies
+
     with RichProgress() as progress:
         if as_run:
             rows, used = compare_run(Path(target), device, progress)
         else:
-            sources = tuple(db) if db else DEFAULT_SOURCES
             rows, used = polymorph_energies(target, potential, device, fmax=fmax, progress=progress, sources=sources)
     dest.create()
     dest.write_csv(files.COMPARE_CSV, pd.DataFrame(rows))

@@ -94,7 +94,7 @@ def ground_state(formula: str) -> Polymorph | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(formula: str) -> tuple[Polymorph, ...]:
     """Parse and build every entry of one formula's file (cached; a tuple so callers cannot mutate it)."""
     path = _data_dir().joinpath(f"{formula}.toml")

@@ -18,8 +18,8 @@ from typing import Any
 from pymatgen.core import Structure
 
 from amorph.errors import AmorphError
-from amorph.network import PROBE_SECONDS, tcp_reachable
 from amorph.matching.polymorph import Polymorph
+from amorph.network import PROBE_SECONDS, tcp_reachable
 
 MP_HOST = "api.materialsproject.org"
 

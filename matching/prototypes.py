@@ -18,7 +18,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from pymatgen.core import Composition, Element, Structure
+from pymatgen.core import Composition, Element, Species, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from amorph.matching.matcher import make_matcher
@@ -79,7 +79,7 @@ def _assignment(prototype: Structure, target: Composition) -> dict[str, str] | N
     if sorted(proto.values()) != sorted(target.values()):
         return None
 
-    def key(comp: Composition, el: Element) -> tuple[float, float]:
+    def key(comp: Composition, el: Element | Species) -> tuple[float, float]:
         return (comp[el], el.X if el.X == el.X else 0.0)  # X is NaN for noble gases
 
     p_sorted = sorted(proto.elements, key=lambda el: key(proto, el))
@@ -101,7 +101,7 @@ def prototype_candidates(formula: str, volume_per_atom: float, max_atoms: int) -
         if mapping is None:
             continue
         structure = proto.structure.copy()
-        structure.replace_species(mapping)
+        structure.replace_species(dict(mapping))  # type: ignore[arg-type]  # symbols are species to pymatgen
         structure.scale_lattice(volume_per_atom * len(structure))
         found.append((f"{proto.name}-type", proto.label, structure))
     counts: dict[str, int] = {}

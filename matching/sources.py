@@ -15,16 +15,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amorph.errors import AmorphError
-from amorph.matching.database import known_polymorphs
-from amorph.matching.matcher import make_matcher
-from amorph.matching.materials_project import mp_polymorphs
-from amorph.matching.polymorph import Polymorph
-from amorph.matching.user_files import check_source, user_polymorphs
+from amorph.matching.user_files import check_source
 
+if TYPE_CHECKING:
+    from amorph.matching.polymorph import Polymorph
+
+# The default sources are amorph.settings.DEFAULT_DATABASES. The readers of each source (pymatgen, the
+# Materials Project client) are imported where they are used, so that check_sources answers a mistyped
+# --db before any of them is loaded.
 BUILTIN, MP, PROTOTYPES = "builtin", "mp", "prototypes"
-DEFAULT_SOURCES: tuple[str, ...] = (BUILTIN, PROTOTYPES)
 
 
 def check_sources(specs: tuple[str, ...]) -> None:
@@ -38,6 +40,10 @@ def check_sources(specs: tuple[str, ...]) -> None:
 
 def gather(formula: str, specs: tuple[str, ...]) -> list[Polymorph]:
     """Known polymorphs of a reduced formula from every source but prototypes, merged in order."""
+    from amorph.matching.database import known_polymorphs
+    from amorph.matching.materials_project import mp_polymorphs
+    from amorph.matching.user_files import user_polymorphs
+
     check_sources(specs)
     merged: list[Polymorph] = []
     for spec in specs:
@@ -57,6 +63,8 @@ def merge(kept: list[Polymorph], incoming: list[Polymorph]) -> list[Polymorph]:
     """Append the incoming entries that match no entry kept from earlier sources (same structure under the
     product matcher and the same space group); note duplicates on the entry kept. Entries of one source
     are never merged with each other: a source may hold close pairs on purpose (see `close_to`)."""
+    from amorph.matching.matcher import make_matcher
+
     matcher = make_matcher()
     earlier = len(kept)
     kept = list(kept)

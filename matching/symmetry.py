@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,9 +29,15 @@ class Symmetry:
     symprec: float
 
 
+def _spglib_cell(structure: Structure) -> Any:
+    """(lattice, fractional positions, atomic numbers) as spglib takes them (its stubs say nested sequences;
+    it takes arrays)."""
+    return (structure.lattice.matrix, structure.frac_coords, np.array(structure.atomic_numbers))
+
+
 def find_symmetry(structure: Structure, ladder: tuple[float, ...] = SYMPREC_LADDER) -> Symmetry:
     """The space group with the most symmetry operations over the ladder (ties: tightest tolerance)."""
-    cell = (structure.lattice.matrix, structure.frac_coords, np.array(structure.atomic_numbers))
+    cell = _spglib_cell(structure)
     best = Symmetry("P1", 1, ladder[0])
     best_ops = 1
     for symprec in ladder:
@@ -49,6 +55,6 @@ def find_symmetry(structure: Structure, ladder: tuple[float, ...] = SYMPREC_LADD
 
 def primitive_size(structure: Structure, symprec: float = 0.01) -> int:
     """Atoms in the primitive cell: a subcell of N atoms can only become this crystal if it divides N."""
-    cell = (structure.lattice.matrix, structure.frac_coords, np.array(structure.atomic_numbers))
+    cell = _spglib_cell(structure)
     found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
     return len(structure) if found is None else len(found[2])

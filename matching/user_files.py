@@ -9,14 +9,14 @@ same way as `name` (true/false). Space groups are found with the same tolerance 
 from __future__ import annotations
 
 from pathlib import Path
-
-from ase import Atoms
-from ase.io import read
-from pymatgen.io.ase import AseAtomsAdaptor
+from typing import TYPE_CHECKING
 
 from amorph.errors import AmorphError
-from amorph.matching.polymorph import Polymorph
-from amorph.matching.symmetry import find_symmetry
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from amorph.matching.polymorph import Polymorph
 
 STRUCTURE_SUFFIXES = {".cif", ".vasp", ".poscar", ".extxyz", ".xyz", ".json", ".traj"}
 POSCAR_NAMES = ("POSCAR", "CONTCAR")
@@ -51,6 +51,8 @@ def _frames(path: Path) -> list[tuple[str, Atoms]]:
                 atoms.info["ground_state"] = row.key_value_pairs.get("ground_state", False)
                 out.append((name, atoms))
         return out
+    from ase.io import read
+
     out = []
     for file in sorted(p for p in path.iterdir() if p.is_file() and is_structure_file(p)):
         try:
@@ -65,6 +67,12 @@ def _frames(path: Path) -> list[tuple[str, Atoms]]:
 
 def user_polymorphs(path: Path, formula: str) -> list[Polymorph]:
     """Structures of `formula` (reduced) found in the folder or database at `path`."""
+    # imported here, not above: check_source runs before the CLI loads anything heavy
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from amorph.matching.polymorph import Polymorph
+    from amorph.matching.symmetry import find_symmetry
+
     check_source(path)
     polymorphs: list[Polymorph] = []
     seen: set[str] = set()

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 from ase import Atoms
@@ -21,6 +22,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from amorph.md.evaluators import BatchEvaluator, Evaluation, new_keys
 from amorph.md.potentials import LoadedPotential
+
+Outcome = TypeVar("Outcome")
 
 
 class BatchBarrier:
@@ -75,8 +78,9 @@ class BarrierCalculator(Calculator):
         self.barrier = barrier
         self.replica = replica
 
-    def calculate(self, atoms=None, properties=None, system_changes=all_changes):  # type: ignore[override]
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None  # Calculator.calculate has just set it
         result = self.barrier.request(self.replica, self.atoms)
         self.results = {
             "energy": result.energy,
@@ -90,9 +94,9 @@ def run_replicas(
     starts: Sequence[Atoms],
     potential: LoadedPotential,
     evaluator: BatchEvaluator,
-    run_one: Callable[[int, Atoms, LoadedPotential], object],
+    run_one: Callable[[int, Atoms, LoadedPotential], Outcome],
     together: bool = True,
-) -> list[object]:
+) -> list[Outcome]:
     """Call run_one(k, start_k, potential_k) for every replica, where potential_k's calculators evaluate
     through `evaluator`. together: every replica in its own thread, all meeting at one batch barrier
     (one batched force call per MD step); otherwise one replica after another, each alone through the
@@ -100,11 +104,11 @@ def run_replicas(
     graphs built on the device, see md.evaluators.ChgnetEvaluator).
     Results in replica order."""
     groups = [list(range(len(starts)))] if together else [[k] for k in range(len(starts))]
-    results: dict[int, object] = {}
+    results: dict[int, Outcome] = {}
     for group in groups:
         barrier = BatchBarrier(evaluator, len(group))
 
-        def worker(slot: int, k: int) -> object:
+        def worker(slot: int, k: int, barrier: BatchBarrier = barrier) -> Outcome:  # this group's barrier
             mine = replace(potential, make_calculator=lambda: BarrierCalculator(barrier, slot))
             try:
                 return run_one(k, starts[k], mine)

@@ -27,7 +27,7 @@ class MDLogRow:
 def run_nvt_schedule(
     atoms: Atoms,
     calculator: Calculator,
-    temperatures: Sequence[float],
+    temperatures: Sequence[float] | np.ndarray,
     timestep_fs: float,
     friction_per_fs: float,
     rng: np.random.Generator,

@@ -1,7 +1,7 @@
 """Energies, forces and stresses of many periodic cells in one call: the part of a potential that batches.
 
 Every evaluator answers `evaluate(cells) -> list[Evaluation]` and, for the packed optimizer
-(md.fire), `evaluate_batch(CellBatch) -> BatchResult`, in ASE units (eV, eV/A, eV/A^3, ASE's stress
+(md.fire), `evaluate_batch(CellBatch) -> BatchResult` (md.state), in ASE units (eV, eV/A, eV/A^3, ASE's stress
 sign). `AseEvaluator` loops over any ASE calculator one cell at a time (EMT, or a potential without a
 batched path); `MatglEvaluator` and `ChgnetEvaluator` put many cells in one graph batch and run one
 forward/backward pass for all of them.
@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
-import numpy as np
+
 import torch
 from ase import Atoms
 from ase import units as ase_units
 from ase.data import atomic_numbers
 
-from amorph.md.memory import CudaMemory, DeviceMemory, MemoryBudget
 from amorph.md.chgnet_graph import build_graph, model_inputs
+from amorph.md.memory import CudaMemory, DeviceMemory, MemoryBudget
 from amorph.md.neighbours import SkinNeighbours, edge_vectors, periodic_edges
 from amorph.md.potentials import LoadedPotential
-
+from amorph.md.state import BatchResult, CellBatch, Evaluation, atom_cells
 
 _KEYS = itertools.count()
 
@@ -30,81 +29,6 @@ _KEYS = itertools.count()
 def new_keys(n: int) -> list[int]:
     """n cell names never handed out before in this process (for CellBatch.keys)."""
     return [next(_KEYS) for _ in range(n)]
-
-
-@dataclass
-class Evaluation:
-    """One cell's energy (eV), forces (eV/A, shape (n, 3)) and stress (eV/A^3, 3x3, ASE sign)."""
-
-    energy: float
-    forces: np.ndarray
-    stress: np.ndarray
-
-
-@dataclass
-class CellBatch:
-    """Cells packed for one pass: numbers (N,), positions (N, 3) in A, cells (B, 3, 3), counts (B,) atoms
-    per cell, all torch (float64) on one device. `keys` name the cells across steps (so a neighbour list
-    can be reused); None when the cells are one-off."""
-
-    numbers: torch.Tensor
-    positions: torch.Tensor
-    cells: torch.Tensor
-    counts: torch.Tensor
-    keys: list[int] | None = None
-
-    @classmethod
-    def from_atoms(cls, cells: Sequence[Atoms], device: str | torch.device = "cpu") -> CellBatch:
-        return cls(
-            torch.as_tensor(np.concatenate([c.numbers for c in cells]), dtype=torch.long, device=device),
-            torch.as_tensor(np.concatenate([c.positions for c in cells]), dtype=torch.float64, device=device),
-            torch.as_tensor(np.array([c.cell.array for c in cells]), dtype=torch.float64, device=device),
-            torch.as_tensor([len(c) for c in cells], dtype=torch.long, device=device),
-        )
-
-    def to_atoms(self) -> list[Atoms]:
-        numbers, positions, cells = self.numbers.cpu().numpy(), self.positions.cpu().numpy(), self.cells.cpu().numpy()
-        out, start = [], 0
-        for b, n in enumerate(self.counts.tolist()):
-            out.append(Atoms(numbers[start : start + n], positions=positions[start : start + n], cell=cells[b], pbc=True))
-            start += n
-        return out
-
-    def select(self, first: int, stop: int) -> CellBatch:
-        """Cells first..stop-1 (a contiguous run, so their atoms are contiguous too)."""
-        starts = torch.cumsum(self.counts, 0) - self.counts
-        a0 = int(starts[first])
-        a1 = a0 + int(self.counts[first:stop].sum())
-        keys = self.keys[first:stop] if self.keys is not None else None
-        return CellBatch(self.numbers[a0:a1], self.positions[a0:a1], self.cells[first:stop], self.counts[first:stop], keys)
-
-
-@dataclass
-class BatchResult:
-    """Energies (B,) in eV, forces (N, 3) in eV/A, stresses (B, 3, 3) in eV/A^3 (ASE sign); float64 torch."""
-
-    energies: torch.Tensor
-    forces: torch.Tensor
-    stresses: torch.Tensor
-
-    @classmethod
-    def from_evaluations(cls, evaluations: Sequence[Evaluation], device: str | torch.device) -> BatchResult:
-        def as_tensor(x):
-            return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
-
-        return cls(
-            as_tensor([e.energy for e in evaluations]),
-            as_tensor(np.concatenate([np.asarray(e.forces).reshape(-1, 3) for e in evaluations])),
-            as_tensor(np.array([np.asarray(e.stress).reshape(3, 3) for e in evaluations])),
-        )
-
-    def evaluations(self, counts: Sequence[int]) -> list[Evaluation]:
-        energies, forces, stresses = self.energies.cpu().numpy(), self.forces.cpu().numpy(), self.stresses.cpu().numpy()
-        out, start = [], 0
-        for b, n in enumerate(counts):
-            out.append(Evaluation(float(energies[b]), forces[start : start + n], stresses[b]))
-            start += n
-        return out
 
 
 class BatchEvaluator:
@@ -180,8 +104,7 @@ class _GraphEvaluator(BatchEvaluator):
         self.neighbours.forget(keys)
 
     def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
-        batch = CellBatch.from_atoms(cells, self.device)
-        batch.keys = keys
+        batch = CellBatch.from_atoms(cells, self.device, keys)
         return self.evaluate_batch(batch).evaluations([len(c) for c in cells])
 
     def _listed(self, batch: CellBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -190,7 +113,7 @@ class _GraphEvaluator(BatchEvaluator):
         device = self.device
         counts = batch.counts.to(device)
         lattices = batch.cells.to(device)
-        atom_cell = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+        atom_cell = atom_cells(counts)
         frac = torch.linalg.solve(lattices[atom_cell].transpose(1, 2), batch.positions.to(device).unsqueeze(-1)).squeeze(-1)
         if batch.keys is None:
             edges, shifts = periodic_edges(frac, lattices, counts, self.neighbours.cutoff)
@@ -209,9 +132,9 @@ class MatglEvaluator(_GraphEvaluator):
     def __init__(
         self, potential: LoadedPotential, max_atoms: int, skin: float = 1.0, memory: DeviceMemory | None = None
     ):
-        self.potential = potential.model
+        self.potential = potential.torch_model()
         self.device = potential.device
-        model = self.potential.model  # type: ignore[union-attr]
+        model = self.potential.model
         self.neighbours = SkinNeighbours(float(model.cutoff), skin)
         # atomic number -> index in the model's element list (-1: not covered)
         lookup = torch.full((120,), -1, dtype=torch.long)
@@ -243,7 +166,7 @@ class MatglEvaluator(_GraphEvaluator):
         )
         state = torch.zeros(len(counts), 2, dtype=dtype, device=device)
         self._start_pass()
-        energies, forces, stresses = self.potential(graph, lattices.to(dtype), state)[:3]  # type: ignore[misc,operator]
+        energies, forces, stresses = self.potential(graph, lattices.to(dtype), state)[:3]
         self._end_pass(int(atom_cell.shape[0]), int(edges.shape[1]))
         out_device = batch.positions.device
         # matgl: stresses (3B, 3) in GPa; ASE wants eV/A^3 (PESCalculator multiplies by units.GPa too)
@@ -281,10 +204,10 @@ class ChgnetEvaluator(_GraphEvaluator):
     GPA_PER_EV_A3 = 160.21766208  # CHGNet's own stress conversion, kept so stresses match its calculator
 
     def __init__(self, potential: LoadedPotential, max_atoms: int, skin: float = 1.0, memory: DeviceMemory | None = None):
-        self.model = potential.model
-        self.model.eval()  # type: ignore[union-attr]
+        self.model = potential.torch_model()
+        self.model.eval()
         self.device = potential.device
-        converter = self.model.graph_converter  # type: ignore[union-attr]
+        converter = self.model.graph_converter
         self.bond_cutoff = float(converter.bond_graph_cutoff)
         self.neighbours = SkinNeighbours(float(converter.atom_graph_cutoff), skin)
         self.max_atoms = max_atoms
@@ -302,14 +225,14 @@ class ChgnetEvaluator(_GraphEvaluator):
             raise ValueError(f"{isolated} atom(s) without a neighbour within {cutoff} A (CHGNet refuses them)")
         self._start_pass()
         batched, positions, strains = model_inputs(model, graph, batch.numbers.to(lattices.device), frac, lattices, atom_cell)
-        prediction = model._compute(batched, compute_force=False, compute_stress=False)  # type: ignore[union-attr]
+        prediction = model._compute(batched, compute_force=False, compute_stress=False)
         atoms = counts.to(prediction["e"].dtype)
-        total = prediction["e"] * atoms if model.is_intensive else prediction["e"]  # type: ignore[union-attr]
+        total = prediction["e"] * atoms if model.is_intensive else prediction["e"]
         position_grad, strain_grad = torch.autograd.grad(total.sum(), [positions, strains])
         self._end_pass(n_atoms, 2 * graph.bonds)
         with torch.no_grad():  # the elemental reference energies, as CHGNet.forward adds them
             energy = prediction["e"].detach() + self._reference(batch.numbers.to(lattices.device), atom_cell, counts)
-            energies = energy * atoms if model.is_intensive else energy  # type: ignore[union-attr]
+            energies = energy * atoms if model.is_intensive else energy
         out = batch.positions.device
         # GPa as CHGNet reports it, then eV/A^3 as its ASE calculator converts (units.GPa)
         stresses = strain_grad.double() / batched.volumes.double()[:, None, None] * self.GPA_PER_EV_A3 * ase_units.GPa
@@ -317,7 +240,7 @@ class ChgnetEvaluator(_GraphEvaluator):
 
     def _reference(self, numbers: torch.Tensor, atom_cell: torch.Tensor, counts: torch.Tensor) -> torch.Tensor | float:
         """CHGNet's composition model (fitted elemental energies), per atom when the model is intensive."""
-        composition_model = self.model.composition_model  # type: ignore[union-attr]
+        composition_model = self.model.composition_model
         if composition_model is None:
             return 0.0
         features = torch.zeros(len(counts), composition_model.max_num_elements, device=numbers.device)

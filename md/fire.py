@@ -14,14 +14,18 @@ exp_cell_factor = number of atoms), so the trajectories match the one-at-a-time 
   L the Frechet derivative of expm, taken from the block identity expm([[A, E], [0, A]]) = [[e^A, L(A, E)], [0, e^A]].
 - convergence: the largest row norm of those (n + 3) x 3 forces below fmax (ASE's criterion).
 All state is float64 (ASE works in float64) and packed: atoms of all cells in one (N, 3) tensor,
-per-cell quantities in (B, ...) tensors, `atom_cell` mapping atoms to their cell.
+per-cell quantities in (B, ...) tensors (md.state.Packed: one way to select and extend).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+
+from amorph.md.state import CellBatch, Packed
 
 # ase.optimize.FIRE defaults
 DT, MAXSTEP, DTMAX, NMIN, FINC, FDEC, ASTART, FA = 0.1, 0.2, 1.0, 5, 1.1, 0.5, 0.1, 0.99
@@ -44,13 +48,15 @@ def expm_frechet_adjoint(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class FireState:
-    """Packed optimizer state of the cells in flight (see the module docstring)."""
+class FireState(Packed):
+    """Packed optimizer state of the cells in flight (see the module docstring and md.state)."""
 
-    numbers: torch.Tensor  # (N,) atomic numbers (carried along so packing stays in one place)
+    PER_ATOM = frozenset({"numbers", "u", "v_atoms"})
+
+    numbers: torch.Tensor  # (N,) atomic numbers
     u: torch.Tensor  # (N, 3) positions in the undeformed cell
     v_atoms: torch.Tensor  # (N, 3) FIRE velocity, atom rows
-    atom_cell: torch.Tensor  # (N,) which cell each atom belongs to (0..B-1)
+    counts: torch.Tensor  # (B,) atoms per cell
     cell0: torch.Tensor  # (B, 3, 3) cell at the start
     y: torch.Tensor  # (B, 3, 3) ecf * log(F)
     v_cell: torch.Tensor  # (B, 3, 3) FIRE velocity, cell rows
@@ -60,27 +66,21 @@ class FireState:
     n_fire: torch.Tensor  # (B,) FIRE's Nsteps counter (steps since the last uphill reset)
     started: torch.Tensor  # (B,) bool: FIRE has a velocity (ASE's vel is None before the first step)
     steps: torch.Tensor  # (B,) optimizer steps taken
-
-    @property
-    def n_cells(self) -> int:
-        return int(self.cell0.shape[0])
-
-    @property
-    def counts(self) -> torch.Tensor:
-        """Atoms per cell, (B,)."""
-        return torch.bincount(self.atom_cell, minlength=self.n_cells)
+    initial_energy: torch.Tensor  # (B,) energy before the first step, eV (NaN until evaluated)
+    ids: torch.Tensor  # (B,) the caller's index of each cell
+    keys: list[int] | None = None  # neighbour-list names of the cells (md.state.CellBatch.keys)
 
     @classmethod
-    def start(cls, numbers: torch.Tensor, positions: torch.Tensor, cells: torch.Tensor, counts: torch.Tensor) -> FireState:
-        """Fresh state for cells (B, 3, 3) holding counts[b] atoms each, numbers and positions packed (N,), (N, 3)."""
+    def start(cls, batch: CellBatch, ids: Sequence[int]) -> FireState:
+        """Fresh state for the cells of a packed batch; ids are the caller's indices for them."""
+        cells, counts = batch.cells, batch.counts
         b = cells.shape[0]
         dev, dt = cells.device, cells.dtype
-        atom_cell = torch.repeat_interleave(torch.arange(b, device=dev), counts)
         return cls(
-            numbers=numbers.clone(),
-            u=positions.clone(),
-            v_atoms=torch.zeros_like(positions),
-            atom_cell=atom_cell,
+            numbers=batch.numbers.clone(),
+            u=batch.positions.clone(),
+            v_atoms=torch.zeros_like(batch.positions),
+            counts=counts.clone(),
             cell0=cells.clone(),
             y=torch.zeros(b, 3, 3, dtype=dt, device=dev),
             v_cell=torch.zeros(b, 3, 3, dtype=dt, device=dev),
@@ -90,24 +90,19 @@ class FireState:
             n_fire=torch.zeros(b, dtype=torch.long, device=dev),
             started=torch.zeros(b, dtype=torch.bool, device=dev),
             steps=torch.zeros(b, dtype=torch.long, device=dev),
+            initial_energy=torch.full((b,), math.nan, dtype=dt, device=dev),
+            ids=torch.as_tensor(list(ids), dtype=torch.long, device=dev),
+            keys=batch.keys,
         )
 
-    def select(self, keep: torch.Tensor) -> FireState:
-        """Only the cells where keep (B,) is True, atoms renumbered."""
-        atom_keep = keep[self.atom_cell]
-        new_index = torch.cumsum(keep.long(), 0) - 1
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value[atom_keep] if f.name in _ATOM_FIELDS else value[keep]
-        out["atom_cell"] = new_index[self.atom_cell[atom_keep]]
-        return FireState(**out)
+    def current(self) -> CellBatch:
+        """The cells as they stand now, packed for the potential."""
+        positions, lattices = self.structures()
+        return CellBatch(self.numbers, positions, lattices, self.counts, self.keys)
 
-    def extend(self, other: FireState) -> FireState:
-        """These cells followed by other's."""
-        out = {f.name: torch.cat([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)}
-        out["atom_cell"] = torch.cat([self.atom_cell, other.atom_cell + self.n_cells])
-        return FireState(**out)
+    def record_initial(self, energies: torch.Tensor) -> None:
+        """Keep the energy of cells not stepped yet (their energy before relaxation)."""
+        self.initial_energy = torch.where(self.steps == 0, energies, self.initial_energy)
 
     def deformation(self) -> torch.Tensor:
         """F = expm(Y / ecf), (B, 3, 3)."""
@@ -181,5 +176,3 @@ class FireState:
         self.started = self.started | m
         self.steps = self.steps + m.long()
 
-
-_ATOM_FIELDS = {"numbers", "u", "v_atoms", "atom_cell"}

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from amorph.md.state import atom_cells, cell_starts
+
 MAX_IMAGES_PER_AXIS = 40  # a cell thinner than cutoff / 40 along some axis has collapsed; refuse it
 MAX_CANDIDATES = 4_000_000  # pair-image candidates examined in one go (memory: ~100 MB in float64)
 
@@ -65,7 +67,7 @@ def periodic_edges(
     floor = torch.floor(frac)
     wrapped = frac - floor
     ranges = image_ranges(lattices, cutoff)
-    starts = torch.cumsum(counts, 0) - counts
+    starts = cell_starts(counts)
     # Cells needing the same image grid go together: a chunk shares one grid, the largest range of
     # its cells per axis, so mixing a cell thin along x with one thin along y would give both an
     # 11 x 11 x 3 grid instead of 11 x 3 x 3 (on 3000 paper-grid TiO2 subcells that cost 6x).
@@ -183,7 +185,7 @@ class SkinNeighbours:
         self, frac: torch.Tensor, lattices: torch.Tensor, counts: torch.Tensor, keys: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Edges within cutoff for the packed cells (as periodic_edges), reusing each key's list when safe."""
-        starts = torch.cumsum(counts, 0) - counts
+        starts = cell_starts(counts)
         counts_host, starts_host = counts.tolist(), starts.tolist()
         stale = self._stale(frac, lattices, counts, counts_host, keys)
         if stale:
@@ -207,7 +209,7 @@ class SkinNeighbours:
         missing = [b for b, key in enumerate(keys) if key not in self.lists]
         if len(missing) == len(keys):
             return missing
-        atom_cell = torch.repeat_interleave(torch.arange(len(keys), device=frac.device), counts)
+        atom_cell = atom_cells(counts)
         frac0 = torch.cat([self.lists[key].frac0 if key in self.lists else frac.new_zeros(int(n), 3) for key, n in zip(keys, sizes)])
         eye = torch.eye(3, dtype=lattices.dtype, device=lattices.device)
         lattice0 = torch.stack([self.lists[key].lattice0 if key in self.lists else eye for key in keys])
@@ -222,7 +224,7 @@ class SkinNeighbours:
         sub_counts = torch.tensor([counts_host[b] for b in cells], device=frac.device)
         sub_frac = frac[idx]
         edges, shifts = periodic_edges(sub_frac, lattices[cells], sub_counts, self.cutoff + self.skin)
-        sub_starts = torch.cumsum(sub_counts, 0) - sub_counts
+        sub_starts = cell_starts(sub_counts)
         owner = torch.bucketize(edges[0], sub_starts, right=True) - 1
         for k, b in enumerate(cells):
             mine = owner == k

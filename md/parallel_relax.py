@@ -22,10 +22,14 @@ import os
 import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 
 from amorph.md.relax import RelaxResult
+
+if TYPE_CHECKING:
+    from amorph.md.evaluators import BatchEvaluator
 
 MIN_CELLS_PER_WORKER = 8  # below this, starting workers (import torch, load the model) costs more than it saves
 
@@ -67,8 +71,8 @@ def chunk_bounds(n_cells: int, workers: int) -> list[tuple[int, int]]:
     return bounds
 
 
-_LOADED: dict[tuple[str, bool], object] = {}  # in a worker: the evaluator, loaded once per process
-_FINISHED = None  # in a worker: the queue its results go back on (given when the process starts)
+_LOADED: dict[tuple[str, bool], BatchEvaluator] = {}  # in a worker: the evaluator, loaded once per process
+_FINISHED: Any = None  # in a worker: the queue its results go back on (given when the process starts)
 
 
 def _set_finished(results) -> None:
@@ -94,7 +98,7 @@ def _relax_chunk(cells: list[Atoms], first: int, potential_name: str, batched: b
             warnings.simplefilter("ignore")
         torch.set_num_threads(threads)
         _LOADED[key] = make_evaluator(load_potential(potential_name, "cpu"), batched=batched)
-    relax_many(cells, _LOADED[key], fmax, max_steps, on_done=lambda i, r: _FINISHED.put((first + i, r)))  # type: ignore[arg-type]
+    relax_many(cells, _LOADED[key], fmax, max_steps, on_done=lambda i, r: _FINISHED.put((first + i, r)))
 
 
 class WorkerPool:

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from ase.calculators.calculator import Calculator
 
@@ -28,6 +29,23 @@ CHGNET_VERSION = "0.3.0"
 EMT_METALS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"})
 
 
+class TorchModel(Protocol):
+    """What amorph needs of a loaded torch model (a matgl Potential or a CHGNet): a torch Module.
+
+    Each batched evaluator (md.evaluators) also reads its own backend's attributes (a matgl model's
+    cutoff and element types, CHGNet's graph converter and layers); those are typed Any here rather
+    than copied from two libraries that do not annotate them.
+    """
+
+    def eval(self) -> Any: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def __getattr__(self, name: str) -> Any: ...
+
+
 @dataclass
 class LoadedPotential:
     """A ready-to-use potential: a calculator factory and the facts config.json records."""
@@ -38,8 +56,14 @@ class LoadedPotential:
     device: str
     checksum: str  # sha256 of the weights (state_dict tensors), "analytic" for EMT
     make_calculator: Callable[[], Calculator]
-    model: object | None = None  # the torch model, for engines that batch (later)
+    model: TorchModel | None = None  # the torch model, for the batched evaluators; None for EMT
     notes: list[str] = field(default_factory=list)
+
+    def torch_model(self) -> TorchModel:
+        """The torch model, for an evaluator that batches it."""
+        if self.model is None:
+            raise ValueError(f"potential '{self.name}' has no torch model to batch")
+        return self.model
 
     def check_covers(self, elements: list[str]) -> None:
         """Refuse a formula with elements the potential was not made for."""
@@ -48,23 +72,36 @@ class LoadedPotential:
             raise AmorphError(f"potential '{self.name}' does not cover element(s) {', '.join(missing)}")
 
 
+# Device files that a GPU driver makes (NVIDIA; AMD ROCm; CUDA under WSL2). Without any of them torch
+# cannot see a GPU, and asking torch costs its import (seconds), before a typo could be answered.
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_driver_present() -> bool:
+    return any(os.path.exists(p) for p in GPU_DRIVER_FILES)
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> cuda when a GPU is visible, else cpu; 'cuda' without a GPU is an error."""
+    if device == "auto" and not gpu_driver_present():
+        return "cpu"
+    if device not in ("auto", "cpu", "cuda"):
+        raise AmorphError(f"--device must be auto, cpu or cuda, got '{device}'")
+    if device == "cpu":
+        return device
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise AmorphError("--device cuda was asked for, but torch sees no CUDA GPU")
-    if device not in ("cpu", "cuda"):
-        raise AmorphError(f"--device must be auto, cpu or cuda, got '{device}'")
     return device
 
 
-def weights_checksum(module: object) -> str:
+def weights_checksum(module: TorchModel) -> str:
     """sha256 over a torch module's parameters and buffers, in key order."""
     digest = hashlib.sha256()
-    for key, tensor in sorted(module.state_dict().items()):  # type: ignore[attr-defined]
+    for key, tensor in sorted(module.state_dict().items()):
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return "sha256:" + digest.hexdigest()
@@ -73,6 +110,7 @@ def weights_checksum(module: object) -> str:
 def load_potential(spec: str, device: str = "auto") -> LoadedPotential:
     """Turn a `--potential` value into a LoadedPotential; AmorphError on anything unusable."""
     spec = spec.strip()
+    check_potential_spec(spec)
     if spec == "emt":
         return _load_emt()
     dev = resolve_device(device)
@@ -82,9 +120,7 @@ def load_potential(spec: str, device: str = "auto") -> LoadedPotential:
         return _load_matgl(spec.removeprefix("matgl:") or DEFAULT_MATGL_MODEL, dev)
     if spec == "matgl":
         return _load_matgl(DEFAULT_MATGL_MODEL, dev)
-    if spec == "auto":
-        return _load_auto(dev)
-    raise AmorphError(f"unknown potential '{spec}' (choose auto, chgnet, emt or matgl:MODEL)")
+    return _load_auto(dev)  # check_potential_spec admits nothing else
 
 
 def _load_emt() -> LoadedPotential:
@@ -149,16 +185,34 @@ def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
     return tcp_reachable(host, 443, timeout)
 
 
+def matgl_directory(name: str) -> Path | None:
+    """The local directory a matgl model name points to (None for a hub name); AmorphError when
+    it lacks the files matgl saves. Checked before matgl is imported, so a wrong path answers at once."""
+    local = Path(name).expanduser()
+    if not (os.sep in name or name.startswith(".") or local.exists()):
+        return None
+    missing = [fn for fn in ("model.json", "model.pt", "state.pt") if not (local / fn).is_file()]
+    if missing:
+        raise AmorphError(f"matgl model directory '{name}' is missing {', '.join(missing)}")
+    return local
+
+
+def check_potential_spec(spec: str) -> None:
+    """Refuse a `--potential` value that cannot name a potential, without loading anything."""
+    spec = spec.strip()
+    if spec.startswith("matgl:"):
+        matgl_directory(spec.removeprefix("matgl:") or DEFAULT_MATGL_MODEL)
+    elif spec not in ("emt", "chgnet", "matgl", "auto"):
+        raise AmorphError(f"unknown potential '{spec}' (choose auto, chgnet, emt or matgl:MODEL)")
+
+
 def _load_matgl(name: str, device: str) -> LoadedPotential:
+    local = matgl_directory(name)
+
     import matgl
     from matgl.ext.ase import PESCalculator
 
-    local = Path(name).expanduser()
-    looks_like_path = os.sep in name or name.startswith(".") or local.exists()
-    if looks_like_path:
-        missing = [fn for fn in ("model.json", "model.pt", "state.pt") if not (local / fn).is_file()]
-        if missing:
-            raise AmorphError(f"matgl model directory '{name}' is missing {', '.join(missing)}")
+    if local is not None:
         source: str | Path = local
     else:
         cached = _matgl_cached_files(name)
@@ -186,7 +240,7 @@ def _load_matgl(name: str, device: str) -> LoadedPotential:
         with _quiet():
             return PESCalculator(potential, stress_unit="eV/A3")  # matgl's default unit is GPa
 
-    label = str(local.resolve()) if looks_like_path else name
+    label = str(local.resolve()) if local is not None else name
     return LoadedPotential(
         name=f"matgl:{label}",
         description=f"matgl {type(model).__name__} potential '{label}' (matgl {matgl.__version__})",

@@ -200,8 +200,8 @@ def make_subcell(
     )
     return Subcell(
         id=subcell_id,
-        lower=tuple(float(v) for v in lower),
-        upper=tuple(float(v) for v in upper),
+        lower=(float(lower[0]), float(lower[1]), float(lower[2])),
+        upper=(float(upper[0]), float(upper[1]), float(upper[2])),
         indices=tuple(indices),
         atoms=atoms,
     )

@@ -7,18 +7,19 @@ name in the same folder first and is then renamed, so a crash never leaves a hal
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-from ase import Atoms
-from ase.io import read, write
+from typing import TYPE_CHECKING, Any
 
 from amorph.errors import AmorphError
+
+if TYPE_CHECKING:  # pandas and ase.io are imported where used: the CLI checks --out before loading them
+    import pandas as pd
+    from ase import Atoms
 
 CONFIG = "config.json"
 KNOWN_POLYMORPHS = "known_polymorphs.json"
@@ -72,7 +73,7 @@ class RunDir:
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
 
-    def _atomic(self, name: str, writer: Callable[[Path], None]) -> Path:
+    def _atomic(self, name: str, writer: Callable[[Path], object]) -> Path:
         target = self.path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
@@ -95,13 +96,24 @@ class RunDir:
         return self._atomic(name, lambda p: frame.to_csv(p, index=False))
 
     def read_csv(self, name: str) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.read_csv(self.path / name)
 
+    def read_rows(self, name: str) -> list[dict[str, str]]:
+        """A CSV file's rows as text cells (typed records parse them: results.subcells)."""
+        with open(self.path / name, newline="") as handle:
+            return list(csv.DictReader(handle))
+
     def write_atoms(self, name: str, atoms: Atoms | list[Atoms], fmt: str) -> Path:
+        from ase.io import write
+
         return self._atomic(name, lambda p: write(p, atoms, format=fmt))
 
     def read_atoms(self, name: str) -> list[Atoms]:
-        return read(self.path / name, index=":", format="extxyz")
+        from ase.io import read
+
+        return read(self.path / name, index=":", format="extxyz")  # type: ignore[return-value]
 
 
 def _json_default(value: Any) -> Any:

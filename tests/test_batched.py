@@ -12,8 +12,6 @@ from ase import Atoms
 from ase.build import bulk
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from amorph.melt_quench import melt_quench
-from amorph.settings import MeltQuenchSettings
 from amorph.matching.database import known_polymorphs
 from amorph.matching.statistics import separation, share_intervals
 from amorph.matching.symmetry import find_symmetry
@@ -22,6 +20,8 @@ from amorph.md.batched_relax import relax_many
 from amorph.md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
 from amorph.md.potentials import load_potential
 from amorph.md.relax import relax
+from amorph.melt_quench import melt_quench
+from amorph.settings import MeltQuenchSettings
 
 
 def _rattled_cells(seed: int = 0) -> list[Atoms]:

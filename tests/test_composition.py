@@ -6,7 +6,9 @@ from amorph.errors import AmorphError
 from amorph.packing import minimum_contact_ratio, random_packing
 
 
-@pytest.mark.parametrize("text,reduced,n_unit", [("TiO2", "TiO2", 3), ("Ti2O4", "TiO2", 3), ("Al2O3", "Al2O3", 5), ("Cu", "Cu", 1), ("O2Ti", "TiO2", 3)])
+@pytest.mark.parametrize(
+    "text,reduced,n_unit", [("TiO2", "TiO2", 3), ("Ti2O4", "TiO2", 3), ("Al2O3", "Al2O3", 5), ("Cu", "Cu", 1), ("O2Ti", "TiO2", 3)]
+)
 def test_parse_formula(text, reduced, n_unit):
     f = parse_formula(text)
     assert f.reduced == reduced

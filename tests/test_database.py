@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Composition, Element, Structure
-from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
 from ase.data import atomic_numbers, covalent_radii
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from amorph.matching import database, matcher
 from amorph.matching.database import Polymorph, ground_state, known_formulas, known_polymorphs, reduced_formula

@@ -188,9 +188,9 @@ def test_a_large_cell_is_listed_in_blocks_with_the_same_edges(monkeypatch):
 
 
 def test_replicas_on_a_matgl_model_reuse_neighbour_lists_and_match_single_runs(tiny_matgl_model):
+    from amorph.md.batched_md import run_replicas
     from amorph.melt_quench import melt_quench
     from amorph.settings import MeltQuenchSettings
-    from amorph.md.batched_md import run_replicas
 
     potential = load_potential(f"matgl:{tiny_matgl_model}", "cpu")
     starts = [bulk("Cu", "fcc", a=3.7, cubic=True) for _ in range(2)]

@@ -3,9 +3,9 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from amorph.md.dynamics import run_nvt_schedule
 from amorph.melt_quench import temperature_schedule
 from amorph.settings import MeltQuenchSettings
-from amorph.md.dynamics import run_nvt_schedule
 
 
 def test_schedule_holds_ramps_holds():

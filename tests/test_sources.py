@@ -256,8 +256,10 @@ def test_formula_absent_everywhere_gets_named_products_through_prototypes(cli, t
         assert row["known"] or row["structure_type"], "an unknown product must carry a structure-type label"
 
 
-def test_default_sources_agree_between_settings_and_sources():
+def test_default_databases_are_sources_by_name():
+    """The one list of default sources names sources that amorph.matching.sources knows."""
+    from amorph.matching.sources import BUILTIN, PROTOTYPES, check_sources
     from amorph.settings import DEFAULT_DATABASES
-    from amorph.matching.sources import DEFAULT_SOURCES
 
-    assert DEFAULT_DATABASES == DEFAULT_SOURCES
+    assert DEFAULT_DATABASES == (BUILTIN, PROTOTYPES)
+    check_sources(DEFAULT_DATABASES)

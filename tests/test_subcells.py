@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from amorph.composition import parse_formula
-from amorph.packing import minimum_contact_ratio, random_packing
 from amorph.motifs.subcells import allowed_counts, extract_subcells, grid_intervals
+from amorph.packing import minimum_contact_ratio, random_packing
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,96 @@
+"""One row of subcells.csv: what became of one subcell, as a typed record.
+
+Stage 5 writes the rows and stage 6 (and `amorph compare`) reads them back; the record's field types
+say how each CSV cell is read, so no reader has to guess (an empty cell is "" for text and NaN for a
+number: pandas writes NaN as an empty cell).
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from amorph.matching.identify import Identity
+    from amorph.matching.symmetry import Symmetry
+
+
+@dataclass(frozen=True)
+class SubcellRecord:
+    """A subcell: where it was cut, how its relaxation went, and what it became (columns in file order)."""
+
+    id: int
+    replica: int
+    n_atoms: int
+    formula: str  # of the subcell, e.g. "Ti2O4"
+    lower: str  # fractional bounds in the amorphous cell, as numpy prints them ("[0.   0.25 0.  ]")
+    upper: str
+    cut_push: float  # farthest move, A, when contacts made by the cut were pushed apart
+    initial_energy_per_atom: float  # eV/atom, as cut
+    final_energy_per_atom: float  # eV/atom, relaxed
+    relax_steps: int
+    converged: bool
+    valid: bool
+    reason: str  # "ok", or why the relaxation is not trusted (md.relax.invalid_reason)
+    spacegroup_symbol: str  # "" for invalid subcells
+    spacegroup_number: int  # 0 for invalid subcells
+    symprec: float  # A, the spglib tolerance that found the most symmetry
+    match: str  # known polymorph name, or "unknown-K"; "" for invalid subcells
+    known_polymorph: bool
+    structure_type: str  # unknown products: prototype or AFLOW-style label
+    closest_known: str  # unknown products: the known polymorph nearest in fingerprint
+    fingerprint_distance: float
+
+    @classmethod
+    def from_relaxed(cls, atoms: Atoms, symmetry: Symmetry | None, identity: Identity | None) -> SubcellRecord:
+        """The record of a relaxed subcell (its info as stage 4 wrote it) and, when valid, its name."""
+        info, n = atoms.info, len(atoms)
+        return cls(
+            id=info["subcell_id"],
+            replica=int(info.get("replica", 0)),
+            n_atoms=n,
+            formula=atoms.get_chemical_formula(mode="metal"),
+            lower=str(info["lower"]),
+            upper=str(info["upper"]),
+            cut_push=float(info.get("cut_push", 0.0)),
+            initial_energy_per_atom=info["initial_energy"] / n,
+            final_energy_per_atom=info["final_energy"] / n,
+            relax_steps=info["relax_steps"],
+            converged=info["converged"],
+            valid=info["valid"],
+            reason=info["reason"],
+            spacegroup_symbol=symmetry.symbol if symmetry else "",
+            spacegroup_number=symmetry.number if symmetry else 0,
+            symprec=symmetry.symprec if symmetry else math.nan,
+            match=identity.label if identity else "",
+            known_polymorph=bool(identity and identity.known),
+            structure_type=identity.structure_type if identity else "",
+            closest_known=identity.closest_known if identity else "",
+            fingerprint_distance=identity.closest_distance if identity else math.nan,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> SubcellRecord:
+        """A record from a CSV row of text cells, each read as its field's type."""
+        return cls(**{f.name: _parse(row[f.name], _TYPES[f.name]) for f in fields(cls)})
+
+
+_TYPES: dict[str, type] = typing.get_type_hints(SubcellRecord)
+COLUMNS = tuple(f.name for f in fields(SubcellRecord))
+
+
+def _parse(text: str, kind: type) -> Any:
+    if kind is bool:
+        if text not in ("True", "False"):
+            raise ValueError(f"not a truth value: {text!r}")
+        return text == "True"
+    if kind is float:
+        return float(text) if text else math.nan
+    return kind(text)
