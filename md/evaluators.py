@@ -193,12 +193,9 @@ class ChgnetEvaluator(_GraphEvaluator):
 
     We deliberately do not call CHGNet's `predict_graph`: it takes forces and stresses with two
     autograd passes that each build a graph for a second derivative (`create_graph=True`, which
-    training needs). Inference needs one first-derivative pass for both.
-    Measured on 1 core, 16 six- and twelve-atom TiO2 cells: 0.90 s per pass with predict_graph,
-    0.47 s with one pass, forces equal to 1e-4 eV/A (float32). Building the graphs here rather than
-    with CHGNet's per-cell host converter (26 ms a call) took a whole 48-atom TiO2 Langevin step from
-    111 to 83 ms on 2 cores (CHGNet's ASE calculator: 181-204 ms), and a 96-atom relaxation pass of ten
-    subcells on one core from ~375-450 to ~240-295 ms (graph 2.4 ms of it).
+    training needs). Inference needs one first-derivative pass for both: half the time per pass, the
+    same forces to float32 rounding. CHGNet's per-cell host converter would be a quarter of every
+    48-atom MD step. (Measurements: docs/performance.md.)
     """
 
     GPA_PER_EV_A3 = 160.21766208  # CHGNet's own stress conversion, kept so stresses match its calculator

@@ -57,12 +57,9 @@ def chunk_bounds(n_cells: int, workers: int) -> list[tuple[int, int]]:
     ("guided" scheduling), so chunks shrink towards the end and the last ones balance the workers.
 
     Large chunks batch better (each chunk's batch empties at its end) but leave one worker alone with
-    the last of them. Fixed chunks of a quarter of the cells (TiO2 quick preset, CHGNet, 40 subcells,
-    2 cores) left one worker idle for the last ~50 s of a 129 s relaxation; these took 116-123 s
-    (TensorNet stand-in, 16 subcells, single runs of relax_throughput: ratio 2.45 before, 2.60 and 2.68
-    after). Earlier, with fixed chunks: CHGNet chunks of 5, 10, 20 cells took 135, 122, 123 s;
-    TensorNet stand-in, 16 subcells, chunks of 1, 2, 4, 8 took 31.8, 28.9, 27.6, 27.6 s. The bounds
-    depend only on n_cells and workers, so runs stay reproducible."""
+    the last of them: fixed chunks of a quarter of the cells left one worker idle for the last ~50 s
+    of a 129 s relaxation (TiO2 quick preset, CHGNet; the measurements are in docs/performance.md).
+    The bounds depend only on n_cells and workers, so runs stay reproducible."""
     bounds, start = [], 0
     while start < n_cells:
         size = max(1, min(MAX_CHUNK, math.ceil((n_cells - start) / (2 * workers))))
