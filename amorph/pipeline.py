@@ -50,7 +50,7 @@ from amorph.results import rundir as files
 from amorph.results.report import build_report
 from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
-from amorph.results.subcells import SubcellRecord
+from amorph.results.subcells import SubcellRecord, read_records
 from amorph.settings import RunSettings
 from amorph.start import reference_volume, start_structure
 from amorph.threads import one_blas_thread
@@ -87,7 +87,7 @@ class Run:
 
 def prepare(settings: RunSettings, out: Path, resume: bool = False) -> Run:
     """Check everything that can be wrong with the input before a single file is written."""
-    settings, formula = check_inputs(settings, out, resume)
+    settings, formula = check_inputs(settings, out, resume)  # again after the CLI's call: the API enters here
     one_blas_thread()  # a run starts here
     potential = load_potential(settings.potential, settings.device)
     potential.check_covers(formula.elements)
@@ -410,7 +410,7 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
 
 def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     """Step 6: count each polymorph; the most frequent known one nucleates first."""
-    records = [SubcellRecord.from_row(row) for row in run.out.read_rows(files.SUBCELLS_CSV)]
+    records = read_records(run.out.read_rows(files.SUBCELLS_CSV), str(run.out.file(files.SUBCELLS_CSV)))
     valid = [r for r in records if r.valid]
     polymorphs = {p.name: p for p in run.references()}
     outcomes = []

@@ -171,23 +171,20 @@ def best_match(
     structure: Structure,
     candidates: list[Polymorph],
     matcher: StructureMatcher,
-    reduced: Structure | None = None,
-    candidates_reduced: list[Structure] | None = None,
+    reduced: Structure,
+    candidates_reduced: list[Structure],
 ) -> Polymorph | None:
     """The known polymorph the structure is, or None: among those that fit, the smallest RMS displacement.
 
-    `reduced` and `candidates_reduced` (one per candidate), where given, are the structures already
-    reduced by matching.matcher.reduced_for_matching: fit then skips reducing them again (same answer).
-    get_rms_dist has no such option in pymatgen, so it takes the structures themselves.
+    `reduced` and `candidates_reduced` (one per candidate) are the structures already reduced by
+    matching.matcher.reduced_for_matching: fit skips reducing them again (same answer). get_rms_dist
+    has no such option in pymatgen, so it takes the structures themselves.
     """
-    if reduced is None or candidates_reduced is None:
-        fits = [pm for pm in candidates if matcher.fit(pm.structure, structure)]
-    else:
-        fits = [
-            pm
-            for pm, pm_reduced in zip(candidates, candidates_reduced, strict=True)
-            if matcher.fit(pm_reduced, reduced, skip_structure_reduction=True)
-        ]
+    fits = [
+        pm
+        for pm, pm_reduced in zip(candidates, candidates_reduced, strict=True)
+        if matcher.fit(pm_reduced, reduced, skip_structure_reduction=True)
+    ]
     if len(fits) <= 1:
         return fits[0] if fits else None
     return min(fits, key=lambda pm: matcher.get_rms_dist(pm.structure, structure)[0])

@@ -130,7 +130,7 @@ def _finished(
     starts = cell_starts(final.counts).tolist()
     steps, initial_energies = finished.steps.tolist(), finished.initial_energy.tolist()
     out = []
-    for k, (b, cell_id) in enumerate(zip(rows, finished.ids.tolist())):
+    for k, (b, cell_id) in enumerate(zip(rows, finished.ids)):
         error = errors.get(b, "" if finite_host[k] else "non-finite energy, forces or stress")
         atoms = cells[cell_id].copy()
         atoms.calc = None

@@ -14,7 +14,7 @@ exp_cell_factor = number of atoms), so the trajectories match the one-at-a-time 
   L the Frechet derivative of expm, taken from the block identity expm([[A, E], [0, A]]) = [[e^A, L(A, E)], [0, e^A]].
 - convergence: the largest row norm of those (n + 3) x 3 forces below fmax (ASE's criterion).
 All state is float64 (ASE works in float64) and packed: atoms of all cells in one (N, 3) tensor,
-per-cell quantities in (B, ...) tensors (md.state.Packed: one way to select and extend).
+per-cell quantities in (B, ...) tensors (md.state.PackedCells: one way to select and extend).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from amorph.md.state import CellBatch, Packed
+from amorph.md.state import CellBatch, PackedCells
 
 # ase.optimize.FIRE defaults
 DT, MAXSTEP, DTMAX, NMIN, FINC, FDEC, ASTART, FA = 0.1, 0.2, 1.0, 5, 1.1, 0.5, 0.1, 0.99
@@ -48,7 +48,7 @@ def expm_frechet_adjoint(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class FireState(Packed):
+class FireState(PackedCells):
     """Packed optimizer state of the cells in flight (see the module docstring and md.state)."""
 
     PER_ATOM = frozenset({"numbers", "u", "v_atoms"})
@@ -67,7 +67,7 @@ class FireState(Packed):
     started: torch.Tensor  # (B,) bool: FIRE has a velocity (ASE's vel is None before the first step)
     steps: torch.Tensor  # (B,) optimizer steps taken
     initial_energy: torch.Tensor  # (B,) energy before the first step, eV (NaN until evaluated)
-    ids: torch.Tensor  # (B,) the caller's index of each cell
+    ids: list[int]  # the caller's index of each cell (host values: only ever read back there)
     keys: list[int] | None = None  # neighbour-list names of the cells (md.state.CellBatch.keys)
 
     @classmethod
@@ -91,7 +91,7 @@ class FireState(Packed):
             started=torch.zeros(b, dtype=torch.bool, device=dev),
             steps=torch.zeros(b, dtype=torch.long, device=dev),
             initial_energy=torch.full((b,), math.nan, dtype=dt, device=dev),
-            ids=torch.as_tensor(list(ids), dtype=torch.long, device=dev),
+            ids=list(ids),
             keys=batch.keys,
         )
 

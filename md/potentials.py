@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator
 
 from amorph.errors import AmorphError
 from amorph.network import PROBE_SECONDS, tcp_reachable
+from amorph.settings import Device, check_choice
 
 # matgl's universal potential trained on MatPES (PBE); name as matgl's own examples give it
 # (matgl/ext/alchmtk.py in matgl 4.1.2 loads "TensorNet-MatPES-PBE-v2025.1-PES").
@@ -83,10 +84,9 @@ def gpu_driver_present() -> bool:
 
 def resolve_device(device: str) -> str:
     """'auto' -> cuda when a GPU is visible, else cpu; 'cuda' without a GPU is an error."""
+    check_choice("--device", device, Device)
     if device == "auto" and not gpu_driver_present():
         return "cpu"
-    if device not in ("auto", "cpu", "cuda"):
-        raise AmorphError(f"--device must be auto, cpu or cuda, got '{device}'")
     if device == "cpu":
         return device
     import torch

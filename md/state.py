@@ -3,9 +3,9 @@
 As in torch-sim's `SimState`: the atoms of all cells are concatenated into per-atom tensors (N, ...),
 per-cell quantities are stacked (B, ...), and `counts` (B,) says how many atoms each cell holds. A
 state class names its per-atom fields in `PER_ATOM`; every other tensor field is per cell, and list
-fields are per-cell values kept on the host (neighbour-list keys). `select`, `slice` and `extend`
-work on any such class, so the optimizer state, the packed input of a forward pass and its result
-are packed, cut and joined in one way.
+fields are per-cell values kept on the host (neighbour-list keys). `select`, `slice` and
+`extend` (PackedCells) work on any such class, so the optimizer state, the packed input of a
+forward pass and its result are packed, cut and joined in one way.
 """
 
 from __future__ import annotations
@@ -31,10 +31,36 @@ def atom_cells(counts: torch.Tensor) -> torch.Tensor:
 
 
 class Packed:
-    """Mixin for dataclasses of packed cells (see the module docstring); needs a `counts` field
-    for `select` and `slice`."""
+    """Mixin for dataclasses of packed cells (see the module docstring): joining them."""
 
     PER_ATOM: ClassVar[frozenset[str]] = frozenset()
+
+    def extend(self, other: Self) -> Self:
+        """These cells followed by other's."""
+        return type(self).concat([self, other])
+
+    @classmethod
+    def concat(cls, parts: Sequence[Self]) -> Self:
+        """The cells of all parts, in order (per-atom and per-cell fields alike are joined along dim 0)."""
+        if len(parts) == 1:
+            return parts[0]
+        out: dict[str, Any] = {}
+        for f in fields(parts[0]):  # type: ignore[arg-type]
+            values: list[Any] = [getattr(p, f.name) for p in parts]
+            if all(v is None for v in values):
+                out[f.name] = None
+            elif any(v is None for v in values):
+                raise ValueError(f"cannot join cells where only some have {f.name}")
+            elif isinstance(values[0], list):
+                out[f.name] = [x for v in values for x in v]
+            else:
+                out[f.name] = torch.cat(values)
+        return cls(**out)
+
+
+class PackedCells(Packed):
+    """Packed cells that know their atom counts (a `counts` field), so they can also be cut."""
+
     counts: torch.Tensor
 
     @property
@@ -43,7 +69,8 @@ class Packed:
 
     @property
     def n_atoms(self) -> int:
-        return int(self.counts.sum())
+        """From a per-atom field's length: no device sync, unlike counts.sum()."""
+        return int(getattr(self, next(iter(self.PER_ATOM))).shape[0])
 
     @cached_property
     def atom_cell(self) -> torch.Tensor:
@@ -65,8 +92,14 @@ class Packed:
     def select(self, keep: torch.Tensor) -> Self:
         """Only the cells where keep (B,) is True, in their order."""
         atom_keep = keep[self.atom_cell]
-        keep_host = keep.tolist()
-        return self._remade(lambda v: v[atom_keep], lambda v: v[keep], lambda v: [x for x, k in zip(v, keep_host) if k])
+        keep_host: list[bool] = []
+
+        def host(values: list[Any]) -> list[Any]:
+            if not keep_host:
+                keep_host.extend(keep.tolist())  # one transfer, only for classes with host lists
+            return [x for x, k in zip(values, keep_host) if k]
+
+        return self._remade(lambda v: v[atom_keep], lambda v: v[keep], host)
 
     def slice(self, first: int, stop: int) -> Self:
         """Cells first..stop-1: a contiguous run, so their atoms are a contiguous run too (no copy)."""
@@ -74,29 +107,9 @@ class Packed:
         a1 = a0 + int(self.counts[first:stop].sum())
         return self._remade(lambda v: v[a0:a1], lambda v: v[first:stop], lambda v: v[first:stop])
 
-    def extend(self, other: Self) -> Self:
-        """These cells followed by other's."""
-        return type(self).concat([self, other])
-
-    @classmethod
-    def concat(cls, parts: Sequence[Self]) -> Self:
-        """The cells of all parts, in order (per-atom and per-cell fields alike are joined along dim 0)."""
-        if len(parts) == 1:
-            return parts[0]
-        out: dict[str, Any] = {}
-        for f in fields(parts[0]):  # type: ignore[arg-type]
-            values: list[Any] = [getattr(p, f.name) for p in parts]
-            if any(v is None for v in values):
-                out[f.name] = None
-            elif isinstance(values[0], list):
-                out[f.name] = [x for v in values for x in v]
-            else:
-                out[f.name] = torch.cat(values)
-        return cls(**out)
-
 
 @dataclass
-class CellBatch(Packed):
+class CellBatch(PackedCells):
     """Cells packed for one forward pass: numbers (N,), positions (N, 3) in A, cells (B, 3, 3) row
     vectors, counts (B,), all torch (float64) on one device. `keys` name the cells across steps (so a
     neighbour list can be reused); None when the cells are one-off."""
@@ -142,7 +155,7 @@ class BatchResult(Packed):
     """Energies (B,) in eV, forces (N, 3) in eV/A, stresses (B, 3, 3) in eV/A^3 (ASE sign); float64 torch.
 
     It carries no counts (a result belongs to the batch it was computed for), so it is joined with
-    `concat` but not cut."""
+    `concat` (Packed) but not cut."""
 
     PER_ATOM = frozenset({"forces"})
 

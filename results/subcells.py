@@ -1,6 +1,6 @@
 """One row of subcells.csv: what became of one subcell, as a typed record.
 
-Stage 5 writes the rows and stage 6 (and `amorph compare`) reads them back; the record's field types
+Stage 5 writes the rows and stage 6 reads them back; the record's field types
 say how each CSV cell is read, so no reader has to guess (an empty cell is "" for text and NaN for a
 number: pandas writes NaN as an empty cell).
 """
@@ -78,8 +78,31 @@ class SubcellRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> SubcellRecord:
-        """A record from a CSV row of text cells, each read as its field's type."""
-        return cls(**{f.name: _parse(row[f.name], _TYPES[f.name]) for f in fields(cls)})
+        """A record from a CSV row of text cells, each read as its field's type (ValueError naming the
+        column when a cell is missing or unreadable)."""
+        values = {}
+        for f in fields(cls):
+            if f.name not in row or row[f.name] is None:
+                raise ValueError(f"no column {f.name}")
+            try:
+                values[f.name] = _parse(row[f.name], _TYPES[f.name])
+            except ValueError as err:
+                raise ValueError(f"column {f.name}: {err}") from None
+        return cls(**values)
+
+
+def read_records(rows: list[dict[str, str]], where: str) -> list[SubcellRecord]:
+    """The records of subcells.csv's rows; AmorphError naming the file and row for one that cannot be read
+    (an edited file, or a run folder written by an older amorph)."""
+    from amorph.errors import AmorphError
+
+    records = []
+    for k, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            records.append(SubcellRecord.from_row(row))
+        except ValueError as err:
+            raise AmorphError(f"{where} line {k}: {err}") from None
+    return records
 
 
 _TYPES: dict[str, type] = typing.get_type_hints(SubcellRecord)
@@ -93,4 +116,4 @@ def _parse(text: str, kind: type) -> Any:
         return text == "True"
     if kind is float:
         return float(text) if text else math.nan
-    return kind(text)
+    return kind(text)  # int raises ValueError on a non-number; str takes anything

@@ -168,3 +168,25 @@ def test_a_run_starts_with_one_blas_thread():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "1" and "[1]" in done.stdout
+
+
+def test_an_unreadable_subcells_row_names_file_line_and_column(cu_smoke_run):
+    from amorph.errors import AmorphError
+    from amorph.results.rundir import RunDir
+    from amorph.results.subcells import read_records
+
+    out, _ = cu_smoke_run
+    rows = RunDir(out).read_rows("subcells.csv")
+    assert len(read_records(rows, "subcells.csv")) == len(rows)
+    broken = [*rows[:2], rows[2] | {"relax_steps": "many"}]
+    with pytest.raises(AmorphError, match=r"subcells.csv line 4: column relax_steps"):
+        read_records(broken, "subcells.csv")
+    old = [{k: v for k, v in row.items() if k != "cut_push"} for row in rows]
+    with pytest.raises(AmorphError, match="no column cut_push"):
+        read_records(old, "subcells.csv")
+
+
+def test_joining_cells_with_and_without_keys_is_refused():
+    cells = [bulk("Cu"), bulk("Cu")]
+    with pytest.raises(ValueError, match="keys"):
+        CellBatch.from_atoms(cells[:1], keys=[1]).extend(CellBatch.from_atoms(cells[1:]))
