@@ -429,6 +429,7 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     config = run.out.read_json(files.CONFIG)
     report = build_report(
         formula=run.formula.reduced,
+        rule=run.settings.rule,
         rows=rows,
         n_subcells=len(records),
         n_valid=len(valid),

@@ -19,6 +19,8 @@ from amorph.errors import AmorphError
 Engine = Literal["batched", "sequential"]
 Device = Literal["auto", "cpu", "cuda"]
 Preset = Literal["smoke", "quick", "standard", "paper"]
+# How stage 6 names the polymorph that nucleates first (amorph.matching.rules; every rule is reported)
+PredictionRule = Literal["most-frequent", "lowest-energy", "lowest-energy-known"]
 
 # The --db sources used when none is given, in merge order (names as in amorph.matching.sources).
 DEFAULT_DATABASES: tuple[str, ...] = ("builtin", "prototypes")
@@ -79,6 +81,7 @@ class RunSettings:
     device: Device = "auto"
     seed: int = 0
     databases: tuple[str, ...] = DEFAULT_DATABASES  # --db sources of known polymorphs, in merge order
+    rule: PredictionRule = "most-frequent"  # --rule: which rule report.json's `prediction` follows
     packing: PackingSettings = field(default_factory=PackingSettings)
     melt_quench: MeltQuenchSettings = field(default_factory=MeltQuenchSettings)
     subcells: SubcellSettings = field(default_factory=SubcellSettings)
@@ -96,6 +99,7 @@ class RunSettings:
             device=data["device"],
             seed=data["seed"],
             databases=tuple(data.get("databases", DEFAULT_DATABASES)),
+            rule=data.get("rule", "most-frequent"),
             packing=PackingSettings(**data["packing"]),
             melt_quench=MeltQuenchSettings(**data["melt_quench"]),
             subcells=SubcellSettings(**data["subcells"]),
@@ -232,3 +236,4 @@ def validate(settings: RunSettings) -> None:
         raise AmorphError(f"--atoms {p.target_atoms} is beyond what this tool is meant for (<= 5000)")
     check_choice("--engine", settings.relax.engine, Engine)
     check_choice("--device", settings.device, Device)
+    check_choice("--rule", settings.rule, PredictionRule)

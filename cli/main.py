@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from amorph.cli import db as db_commands
 from amorph.errors import AmorphError
-from amorph.settings import Device, Engine, flag
+from amorph.settings import Device, Engine, PredictionRule, flag
 
 # Only light modules are imported above and before the input is checked: torch, matgl, chgnet and
 # pandas take seconds, and a mistyped formula, number or path must be answered at once
@@ -103,6 +103,13 @@ def predict(
             rich_help_panel=PANEL_SUB,
         ),
     ] = False,
+    rule: Annotated[
+        PredictionRule | None,
+        typer.Option(
+            help="Which rule names the first polymorph in report.json's `prediction` (all are reported): the most "
+            "frequent known polymorph, the lowest-energy product (the a2c reference code's), or the lowest-energy known one."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its first missing stage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
@@ -120,6 +127,8 @@ def predict(
     settings = preset_settings(formula, preset, potential=potential, device=device, seed=seed)
     if db:
         settings = replace(settings, databases=tuple(db))
+    if rule:
+        settings = replace(settings, rule=rule)
     settings = override(settings, "packing", target_atoms=atoms)
     settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas)
     adaptive, budget = _budget(max_subcells)
@@ -139,7 +148,7 @@ def predict(
     run_dir = out or _default_out(formula.strip())
     check_inputs(settings, run_dir, resume)  # before the heavy imports below
 
-    from amorph.cli.render import RichProgress, polymorph_table, prediction_line, stderr, stdout
+    from amorph.cli.render import RichProgress, polymorph_table, prediction_line, rules_table, stderr, stdout
     from amorph.pipeline import execute, prepare
 
     run = prepare(settings, run_dir, resume=resume)
@@ -159,6 +168,7 @@ def predict(
         return
     if not quiet:
         stdout.print(polymorph_table(report))
+        stdout.print(rules_table(report))
         stdout.print(f"results in {run_dir}")
     stdout.print(prediction_line(report), highlight=False, soft_wrap=True)
 

@@ -63,8 +63,11 @@ def prediction_line(report: dict[str, Any]) -> str:
     pred = report["prediction"]
     if pred.get("polymorph") is None:
         return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
+    rule = pred.get("rule", "most-frequent")
+    how = "" if rule == "most-frequent" else f" ({rule} rule)"
+    unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
     return (
-        f"{report['formula']}: first to nucleate: {pred['polymorph']} ({pred['spacegroup_symbol']}, "
+        f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
         f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
         f"({100 * pred['share']:.0f}%"
         + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
@@ -122,6 +125,25 @@ def polymorph_table(report: dict[str, Any]) -> Table:
     if hidden:
         share = hidden_count / max(1, report["n_valid"])
         table.add_row(f"[dim]{hidden} more unknown products (polymorphs.csv)[/dim]", "", str(hidden_count), f"{100 * share:.1f}%", "", "")
+    return table
+
+
+def rules_table(report: dict[str, Any]) -> Table:
+    """What each rule names, side by side (report.json `predictions`); the run's own rule is marked."""
+    table = Table(title="First to nucleate, by rule (* this run's --rule)")
+    for col, justify in [("rule", "left"), ("names", "left"), ("space group", "left"), ("count", "right"), ("share [95% CI]", "right"),
+                         ("E (eV/atom)", "right")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    chosen = report["prediction"].get("rule")
+    for rule, named in report.get("predictions", {}).items():
+        label = rule + (" *" if rule == chosen else "")
+        if named.get("polymorph") is None:
+            table.add_row(label, f"[dim]{named['message']}[/dim]", "", "", "", "")
+            continue
+        name = named["polymorph"] if named["known"] else f"[dim]{named['polymorph']} (no known polymorph)[/dim]"
+        row = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
+        table.add_row(label, name, f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", str(named["count"]), _share(row),
+                      f"{named['energy_per_atom']:.4f}")
     return table
 
 

@@ -8,21 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from amorph.matching.ranking import PolymorphTally, lowest_energy_product, predicted_polymorph
+from amorph.matching.ranking import PolymorphTally, lowest_energy_product
+from amorph.matching.rules import RULES, chosen_by
+from amorph.settings import PredictionRule
 
 
-def prediction_of(rows: list[PolymorphTally], formula: str) -> dict[str, Any]:
-    """The polymorph that nucleates first (the most frequent known one), or why there is none."""
-    winner = predicted_polymorph(rows)
-    if winner is None:
-        return {"polymorph": None, "message": f"no relaxed subcell matched a known polymorph of {formula}"}
+def named_by(rule: PredictionRule, rows: list[PolymorphTally], formula: str) -> dict[str, Any]:
+    """What one rule names (amorph.matching.rules), with its count, share, interval and energy, or why
+    it names nothing."""
+    chosen = chosen_by(rule, rows)
+    if chosen is None:
+        message = f"no relaxed subcell matched a known polymorph of {formula}" if rows else f"no valid relaxed subcell of {formula}"
+        return {"rule": rule, "polymorph": None, "message": message}
     return {
-        "polymorph": winner.name,
-        "spacegroup_symbol": winner.spacegroup_symbol,
-        "spacegroup_number": winner.spacegroup_number,
-        "count": winner.count,
-        "share": winner.share,
-        "share_ci95": [winner.share_ci_low, winner.share_ci_high],
+        "rule": rule,
+        "polymorph": chosen.name,
+        "known": chosen.known,
+        "spacegroup_symbol": chosen.spacegroup_symbol,
+        "spacegroup_number": chosen.spacegroup_number,
+        "count": chosen.count,
+        "share": chosen.share,
+        "share_ci95": [chosen.share_ci_low, chosen.share_ci_high],
+        "energy_per_atom": chosen.lowest_energy_per_atom,
     }
 
 
@@ -44,6 +51,7 @@ def lowest_energy_of(rows: list[PolymorphTally]) -> dict[str, Any] | None:
 def build_report(
     *,
     formula: str,
+    rule: PredictionRule,
     rows: list[PolymorphTally],
     n_subcells: int,
     n_valid: int,
@@ -57,10 +65,11 @@ def build_report(
     known_names: list[str],
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """report.json's content (keys in the order a reader meets them)."""
+    """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names."""
     return {
         "formula": formula,
-        "prediction": prediction_of(rows, formula),
+        "prediction": named_by(rule, rows, formula),
+        "predictions": {name: named_by(name, rows, formula) for name in RULES},
         "lowest_energy_product": lowest_energy_of(rows),
         "polymorphs": [r.to_dict() for r in rows],
         "n_subcells": n_subcells,

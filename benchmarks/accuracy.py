@@ -1,0 +1,147 @@
+"""Accuracy against experiment: run `amorph predict` on every benchmark row and score every rule.
+
+    python benchmarks/accuracy.py benchmarks/data/first_nucleating.csv --preset quick --potential chgnet --seeds 0,1,2
+
+Each (formula, seed) runs in its own folder under --out; a finished run (report.json present) is not
+run again, and a stopped one is resumed, so the command can be repeated until the table is complete.
+The table gives, per row and seed, the expected polymorph, what each rule names (with its share and
+95% interval), the row's confidence and the wall time; then each rule's hits on the high-confidence
+rows, beside the "predict the ground state" baseline. How a row is scored: benchmarks/data/README.md.
+The last line is `accuracy: <hits>/<high rows> (<rule>)` for --rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amorph.matching.rules import RULES
+
+WALL_TIMES = "wall_times.json"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark system: what experiment sees first, and what counts as right."""
+
+    formula: str
+    expected: str
+    spacegroups: frozenset[int]  # expected and accepted alternatives together
+    name_must_contain: str
+    ground_state: str
+    confidence: str
+
+    @classmethod
+    def from_csv(cls, row: dict[str, str]) -> Row:
+        groups = {int(g) for field in ("spacegroups", "alt_spacegroups") for g in row.get(field, "").split("|") if g.strip()}
+        return cls(
+            row["formula"], row["expected"], frozenset(groups), row.get("name_must_contain", ""), row["ground_state"], row["confidence"]
+        )
+
+    def is_right(self, named: dict[str, Any] | None) -> bool:
+        """A known polymorph of an accepted space group (and name, where the row needs one)."""
+        if not named or named.get("polymorph") is None or not named.get("known", True):
+            return False
+        if named["spacegroup_number"] not in self.spacegroups:
+            return False
+        return self.name_must_contain.lower() in named["polymorph"].lower()
+
+
+def read_rows(path: Path) -> list[Row]:
+    with open(path, newline="") as handle:
+        return [Row.from_csv(r) for r in csv.DictReader(handle)]
+
+
+def ground_state_named(run: Path) -> dict[str, Any] | None:
+    """The baseline's answer: the known polymorph the run's references mark as the ground state."""
+    known = run / "known_polymorphs.json"
+    if not known.is_file():
+        return None
+    for p in json.loads(known.read_text())["polymorphs"]:
+        if p.get("ground_state"):
+            return {"polymorph": p["name"], "known": True, "spacegroup_number": p["spacegroup_number"]}
+    return None
+
+
+def run_one(amorph: str, row: Row, seed: int, args: argparse.Namespace, folder: Path, walls: dict[str, float]) -> str:
+    """Run (or resume) one prediction; '' when report.json is there, else the error line."""
+    if (folder / "report.json").is_file():
+        return ""
+    command = [amorph, "predict", row.formula, "--preset", args.preset, "--potential", args.potential, "--seed", str(seed),
+               "--out", str(folder), "--quiet", *args.extra]
+    if (folder / "config.json").is_file():
+        command.append("--resume")
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    walls[folder.name] = walls.get(folder.name, 0.0) + time.perf_counter() - started
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+    return ""
+
+
+def cell(named: dict[str, Any] | None, right: bool) -> str:
+    if not named or named.get("polymorph") is None:
+        return "-"
+    low, high = named.get("share_ci95", [None, None])
+    share = f" {100 * named['share']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]" if "share" in named and low is not None else ""
+    return f"{'+' if right else ' '}{named['polymorph']}{share}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", type=Path)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--potential", default="chgnet")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--out", type=Path, default=Path("amorph-runs/accuracy"))
+    parser.add_argument("--rule", default="most-frequent", choices=list(RULES))
+    parser.add_argument("--only", default="", help="comma-separated formulas to run (default: every row)")
+    parser.add_argument("extra", nargs="*", help="more `amorph predict` flags, after --")
+    args = parser.parse_args()
+    amorph = shutil.which("amorph") or str(Path(sys.executable).with_name("amorph"))
+    rows = read_rows(args.csv)
+    if args.only:
+        rows = [r for r in rows if r.formula in set(args.only.split(","))]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    base = args.out / f"{args.preset}-{args.potential.replace(':', '_').replace('/', '_')}"
+    base.mkdir(parents=True, exist_ok=True)
+    walls_file = base / WALL_TIMES
+    walls: dict[str, float] = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
+    rules = [*RULES, "ground-state"]
+    hits = {rule: 0 for rule in rules}
+    high_runs = 0
+    print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} " + " ".join(f"{r:28s}" for r in rules) + "   wall")
+    for row in rows:
+        for seed in seeds:
+            folder = base / f"{row.formula}-seed{seed}"
+            error = run_one(amorph, row, seed, args, folder, walls)
+            walls_file.write_text(json.dumps(walls, indent=1))
+            report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").is_file() else None
+            answers = dict((report or {}).get("predictions", {}))
+            answers["ground-state"] = ground_state_named(folder)
+            right = {rule: row.is_right(answers.get(rule)) for rule in rules}
+            if row.confidence == "high":
+                high_runs += 1
+                for rule in rules:
+                    hits[rule] += right[rule]
+            cells = " ".join(f"{cell(answers.get(rule), right[rule])[:28]:28s}" for rule in rules)
+            wall = walls.get(folder.name)
+            wall_text = f"{wall:6.0f} s" if wall is not None else "     -"
+            print(f"{row.formula:8s} {seed:4d} {row.confidence:6s} {row.expected[:24]:24s} {cells} {wall_text}", flush=True)
+            if error:
+                print(f"         error: {error[:150]}", flush=True)
+    print(f"high-confidence runs: {high_runs} (rows x seeds); hits by rule: "
+          + ", ".join(f"{rule} {hits[rule]}/{high_runs}" for rule in rules))
+    print(f"accuracy: {hits[args.rule]}/{high_runs} ({args.rule})")
+
+
+if __name__ == "__main__":
+    main()
