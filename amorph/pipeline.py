@@ -32,6 +32,7 @@ from amorph.inputs import check_inputs
 from amorph.matching.identify import Clusters, Identity, Product, identify
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.ranking import Outcome, tally
+from amorph.matching.rules import rule_probabilities
 from amorph.matching.sources import gather
 from amorph.matching.statistics import separation, share_intervals
 from amorph.matching.symmetry import Symmetry, find_symmetry, primitive_size
@@ -56,7 +57,7 @@ from amorph.start import reference_volume, start_structure
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
-STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP = 1, 2, 3, 4
+STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP, STREAM_RULES = 1, 2, 3, 4, 5
 # --max-subcells auto: relax in about this many rounds, of at least this many subcells each
 ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND = 20, 16
 
@@ -426,11 +427,15 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     intervals = share_intervals([r.match for r in valid], [r.replica for r in valid], run.rng(STREAM_BOOTSTRAP))
     rows = [replace(t, share_ci_low=intervals[t.name][0], share_ci_high=intervals[t.name][1]) for t in tally(outcomes)]
     run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([t.to_dict() for t in rows]))
+    probabilities = rule_probabilities(outcomes, [r.replica for r in valid], run.rng(STREAM_RULES))
+    relax_seconds = run.timings.get("crystallize_subcells")  # known when stage 4 ran in this process
     config = run.out.read_json(files.CONFIG)
     report = build_report(
         formula=run.formula.reduced,
         rule=run.settings.rule,
         rows=rows,
+        probabilities=probabilities,
+        seconds_per_subcell=relax_seconds / len(records) if relax_seconds and records else None,
         n_subcells=len(records),
         n_valid=len(valid),
         replicas=run.settings.melt_quench.replicas,

@@ -4,8 +4,9 @@
 
 Each (formula, seed) runs in its own folder under --out; a finished run (report.json present) is not
 run again, and a stopped one is resumed, so the command can be repeated until the table is complete.
-The table gives, per row and seed, the expected polymorph, what each rule names (with its share and
-95% interval), the row's confidence and the wall time; then each rule's hits on the high-confidence
+The table gives, per row and seed, the expected polymorph, what each rule names (with its share, 95%
+interval and P: the share of bootstrap resamples on which the rule names it, "?" when below 0.8, an
+inconclusive answer), the row's confidence and the wall time; then each rule's hits on the high-confidence
 rows, beside the "predict the ground state" baseline. How a row is scored: benchmarks/data/README.md.
 The last line is `accuracy: <hits>/<high rows> (<rule>)` for --rule.
 """
@@ -92,7 +93,8 @@ def cell(named: dict[str, Any] | None, right: bool) -> str:
         return "-"
     low, high = named.get("share_ci95", [None, None])
     share = f" {100 * named['share']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]" if "share" in named and low is not None else ""
-    return f"{'+' if right else ' '}{named['polymorph']}{share}"
+    sure = f" P{named['probability']:.2f}" + ("" if named.get("conclusive") else "?") if "probability" in named else ""
+    return f"{'+' if right else ' '}{named['polymorph']}{share}{sure}"
 
 
 def main() -> None:
@@ -117,8 +119,9 @@ def main() -> None:
     walls: dict[str, float] = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
     rules = [*RULES, "ground-state"]
     hits = {rule: 0 for rule in rules}
+    conclusive = {rule: [0, 0] for rule in RULES}  # [conclusive answers, of them right] on high rows
     high_runs = 0
-    print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} " + " ".join(f"{r:28s}" for r in rules) + "   wall")
+    print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} " + " ".join(f"{r:36s}" for r in rules) + "   wall")
     for row in rows:
         for seed in seeds:
             folder = base / f"{row.formula}-seed{seed}"
@@ -132,7 +135,11 @@ def main() -> None:
                 high_runs += 1
                 for rule in rules:
                     hits[rule] += right[rule]
-            cells = " ".join(f"{cell(answers.get(rule), right[rule])[:28]:28s}" for rule in rules)
+                for rule in RULES:
+                    if (answers.get(rule) or {}).get("conclusive"):
+                        conclusive[rule][0] += 1
+                        conclusive[rule][1] += right[rule]
+            cells = " ".join(f"{cell(answers.get(rule), right[rule])[:36]:36s}" for rule in rules)
             wall = walls.get(folder.name)
             wall_text = f"{wall:6.0f} s" if wall is not None else "     -"
             print(f"{row.formula:8s} {seed:4d} {row.confidence:6s} {row.expected[:24]:24s} {cells} {wall_text}", flush=True)
@@ -140,6 +147,8 @@ def main() -> None:
                 print(f"         error: {error[:150]}", flush=True)
     print(f"high-confidence runs: {high_runs} (rows x seeds); hits by rule: "
           + ", ".join(f"{rule} {hits[rule]}/{high_runs}" for rule in rules))
+    print("conclusive answers on high rows, and how many right (target: >= 80%): " + ", ".join(
+        f"{rule} {right}/{called}" + (f" ({100 * right / called:.0f}%)" if called else "") for rule, (called, right) in conclusive.items()))
     print(f"accuracy: {hits[args.rule]}/{high_runs} ({args.rule})")
 
 

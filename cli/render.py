@@ -65,12 +65,16 @@ def prediction_line(report: dict[str, Any]) -> str:
         return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
     rule = pred.get("rule", "most-frequent")
     how = "" if rule == "most-frequent" else f" ({rule} rule)"
+    if pred.get("conclusive") is False:
+        return f"{report['formula']}{how}: {pred['message']} ({pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples)"
     unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
+    sure = f", named on {100 * pred['probability']:.0f}% of resamples" if "probability" in pred else ""
     return (
         f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
         f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
         f"({100 * pred['share']:.0f}%"
         + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
+        + sure
         + ")"
     )
 
@@ -130,20 +134,22 @@ def polymorph_table(report: dict[str, Any]) -> Table:
 
 def rules_table(report: dict[str, Any]) -> Table:
     """What each rule names, side by side (report.json `predictions`); the run's own rule is marked."""
-    table = Table(title="First to nucleate, by rule (* this run's --rule)")
+    table = Table(title="First to nucleate, by rule (* this run's --rule; P: share of bootstrap resamples naming it, ? below 0.8)")
     for col, justify in [("rule", "left"), ("names", "left"), ("space group", "left"), ("count", "right"), ("share [95% CI]", "right"),
-                         ("E (eV/atom)", "right")]:
+                         ("E (eV/atom)", "right"), ("P(named)", "right"), ("runner-up", "left")]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     chosen = report["prediction"].get("rule")
     for rule, named in report.get("predictions", {}).items():
         label = rule + (" *" if rule == chosen else "")
         if named.get("polymorph") is None:
-            table.add_row(label, f"[dim]{named['message']}[/dim]", "", "", "", "")
+            table.add_row(label, f"[dim]{named['message']}[/dim]", "", "", "", "", "", "")
             continue
         name = named["polymorph"] if named["known"] else f"[dim]{named['polymorph']} (no known polymorph)[/dim]"
         row = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
+        probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " ?") if "probability" in named else ""
+        runner = named.get("runner_up", {}).get("polymorph", "")
         table.add_row(label, name, f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", str(named["count"]), _share(row),
-                      f"{named['energy_per_atom']:.4f}")
+                      f"{named['energy_per_atom']:.4f}", probability, runner)
     return table
 
 

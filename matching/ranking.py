@@ -73,7 +73,12 @@ def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
                 fingerprint_distance=identity.closest_distance,
             )
         )
-    return sorted(rows, key=lambda r: (-r.count, r.lowest_energy_per_atom))
+    return sorted(rows, key=tally_order)
+
+
+def tally_order(row: PolymorphTally) -> tuple[int, float]:
+    """Rows by count, most first; ties: the lower lowest energy first (predicted_polymorph relies on it)."""
+    return (-row.count, row.lowest_energy_per_atom)
 
 
 def predicted_polymorph(rows: list[PolymorphTally]) -> PolymorphTally | None:

@@ -11,10 +11,16 @@ measured (benchmarks/accuracy.py) instead of assumed:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from amorph.matching.ranking import PolymorphTally, lowest_energy_product, predicted_polymorph
+import numpy as np
+
+from amorph.matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally, tally_order
+from amorph.matching.statistics import N_BOOTSTRAP, resamples
 from amorph.settings import PredictionRule
+
+CONCLUSIVE = 0.8  # a rule's answer is conclusive when it names the same polymorph on this share of resamples
 
 
 def _lowest_energy_known(rows: list[PolymorphTally]) -> PolymorphTally | None:
@@ -31,3 +37,33 @@ RULES: dict[PredictionRule, Callable[[list[PolymorphTally]], PolymorphTally | No
 def chosen_by(rule: PredictionRule, rows: list[PolymorphTally]) -> PolymorphTally | None:
     """The product a rule names (None when it names nothing: no product, or no known one)."""
     return RULES[rule](rows)
+
+
+def rule_probabilities(
+    outcomes: Sequence[Outcome], replicas: Sequence[int], rng: np.random.Generator, n_boot: int = N_BOOTSTRAP
+) -> dict[PredictionRule, dict[str, float]]:
+    """For each rule, how often it names each product on hierarchical bootstrap resamples of the valid
+    subcells (replicas, then subcells within them: matching.statistics), the rule applied exactly as
+    to the run itself. The named product's own probability is how sure the answer is.
+    """
+    out: dict[PredictionRule, dict[str, float]] = {rule: {} for rule in RULES}
+    if not outcomes:
+        return out
+    template = {row.name: row for row in tally(list(outcomes))}  # names, known flags, space groups
+    names = sorted(template)
+    codes = np.array([names.index(o.identity.label) for o in outcomes])
+    energies = np.array([o.energy_per_atom for o in outcomes])
+    for idx in resamples(replicas, rng, n_boot):
+        counts = np.bincount(codes[idx], minlength=len(names))
+        lowest = np.full(len(names), np.inf)
+        np.minimum.at(lowest, codes[idx], energies[idx])
+        rows = sorted(
+            (replace(template[names[k]], count=int(counts[k]), share=counts[k] / len(idx), lowest_energy_per_atom=float(lowest[k]))
+             for k in np.flatnonzero(counts)),
+            key=tally_order,
+        )
+        for rule, choose in RULES.items():
+            chosen = choose(rows)
+            if chosen is not None:
+                out[rule][chosen.name] = out[rule].get(chosen.name, 0) + 1
+    return {rule: {name: n / n_boot for name, n in sorted(found.items(), key=lambda kv: -kv[1])} for rule, found in out.items()}

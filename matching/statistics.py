@@ -17,7 +17,7 @@ N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 
 
-def _resamples(replicas: Sequence[int], rng: np.random.Generator, n_boot: int) -> list[np.ndarray]:
+def resamples(replicas: Sequence[int], rng: np.random.Generator, n_boot: int) -> list[np.ndarray]:
     """Index arrays of n_boot hierarchical bootstrap samples."""
     replicas_arr = np.asarray(replicas)
     groups = [np.flatnonzero(replicas_arr == r) for r in np.unique(replicas_arr)]
@@ -36,7 +36,7 @@ def share_intervals(
         return {}
     names = sorted(set(labels))
     codes = np.array([names.index(label) for label in labels])
-    shares = np.array([np.bincount(codes[idx], minlength=len(names)) / len(idx) for idx in _resamples(replicas, rng, n_boot)])
+    shares = np.array([np.bincount(codes[idx], minlength=len(names)) / len(idx) for idx in resamples(replicas, rng, n_boot)])
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(shares, [tail, 100 - tail], axis=0)
     return {name: (float(low[k]), float(high[k])) for k, name in enumerate(names)}
@@ -69,7 +69,7 @@ def separation(
     runner = ranked[1] if len(ranked) > 1 else None
     lead = np.array([label == leader for label in labels], dtype=float)
     second = np.array([label == runner for label in labels], dtype=float)
-    diffs = np.array([lead[idx].mean() - second[idx].mean() for idx in _resamples(replicas, rng, n_boot)])
+    diffs = np.array([lead[idx].mean() - second[idx].mean() for idx in resamples(replicas, rng, n_boot)])
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return Separation(leader, runner, float(lead.mean() - second.mean()), float(low), float(high))

@@ -6,16 +6,38 @@ in one place.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
-from amorph.matching.rules import RULES, chosen_by
+from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by
 from amorph.settings import PredictionRule
 
+Z_80 = 0.8416  # one-sided standard normal quantile of CONCLUSIVE (0.8)
 
-def named_by(rule: PredictionRule, rows: list[PolymorphTally], formula: str) -> dict[str, Any]:
-    """What one rule names (amorph.matching.rules), with its count, share, interval and energy, or why
-    it names nothing."""
+
+def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
+    """About how many more valid subcells would make the leader's lead in counts conclusive: the lead
+    d = share(A) - share(B) over its standard error sqrt((pA + pB - d^2) / n) must reach Z_80 (the
+    normal approximation of the bootstrap). None when the shares are tied."""
+    p_b = runner_up.share if runner_up is not None else 0.0
+    lead = leader.share - p_b
+    if lead <= 0:
+        return None
+    needed = Z_80**2 * (leader.share + p_b - lead**2) / lead**2
+    return max(0, math.ceil(needed - n_valid))
+
+
+def named_by(
+    rule: PredictionRule,
+    rows: list[PolymorphTally],
+    formula: str,
+    probabilities: dict[str, float] | None = None,
+    seconds_per_subcell: float | None = None,
+) -> dict[str, Any]:
+    """What one rule names (amorph.matching.rules), with its count, share, interval and energy, how often
+    it names the same on bootstrap resamples (`probability`; conclusive from CONCLUSIVE up), and its lead
+    over the runner-up; or why it names nothing."""
     chosen = chosen_by(rule, rows)
     if chosen is None:
         message = f"no relaxed subcell matched a known polymorph of {formula}" if rows else f"no valid relaxed subcell of {formula}"
@@ -30,7 +52,38 @@ def named_by(rule: PredictionRule, rows: list[PolymorphTally], formula: str) -> 
         "share": chosen.share,
         "share_ci95": [chosen.share_ci_low, chosen.share_ci_high],
         "energy_per_atom": chosen.lowest_energy_per_atom,
-    }
+    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell)
+
+
+def _confidence(
+    rule: PredictionRule, chosen: PolymorphTally, rows: list[PolymorphTally], probabilities: dict[str, float], seconds: float | None
+) -> dict[str, Any]:
+    """probability, conclusive, the runner-up and the lead over it; for an inconclusive answer, a message."""
+    if not probabilities:
+        return {}
+    probability = probabilities.get(chosen.name, 0.0)
+    by_name = {r.name: r for r in rows}
+    others = [name for name in probabilities if name != chosen.name]
+    # the runner-up: what the rule names next most often on resamples, else what it names without the chosen
+    runner = by_name[others[0]] if others else chosen_by(rule, [r for r in rows if r.name != chosen.name])
+    out: dict[str, Any] = {"probability": probability, "conclusive": probability >= CONCLUSIVE}
+    if runner is not None:
+        out["runner_up"] = {
+            "polymorph": runner.name,
+            "probability": probabilities.get(runner.name, 0.0),
+            "share_lead": chosen.share - runner.share,
+            "energy_lead_mev_per_atom": 1000 * (runner.lowest_energy_per_atom - chosen.lowest_energy_per_atom),
+        }
+    if not out["conclusive"]:
+        text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
+        if rule == "most-frequent":
+            valid = round(chosen.count / chosen.share) if chosen.share else 0
+            extra = more_subcells_needed(chosen, runner, valid)
+            if extra is not None:
+                cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
+                text += f"; about {extra} more valid subcells would settle it{cost}"
+        out["message"] = text
+    return out
 
 
 def lowest_energy_of(rows: list[PolymorphTally]) -> dict[str, Any] | None:
@@ -53,6 +106,8 @@ def build_report(
     formula: str,
     rule: PredictionRule,
     rows: list[PolymorphTally],
+    probabilities: dict[PredictionRule, dict[str, float]],
+    seconds_per_subcell: float | None,
     n_subcells: int,
     n_valid: int,
     replicas: int,
@@ -68,8 +123,8 @@ def build_report(
     """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names."""
     return {
         "formula": formula,
-        "prediction": named_by(rule, rows, formula),
-        "predictions": {name: named_by(name, rows, formula) for name in RULES},
+        "prediction": named_by(rule, rows, formula, probabilities[rule], seconds_per_subcell),
+        "predictions": {name: named_by(name, rows, formula, probabilities[name], seconds_per_subcell) for name in RULES},
         "lowest_energy_product": lowest_energy_of(rows),
         "polymorphs": [r.to_dict() for r in rows],
         "n_subcells": n_subcells,

@@ -1,0 +1,151 @@
+"""Every rule for the first polymorph is reported, --rule picks one, and the benchmark scores them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from amorph.matching.ranking import PolymorphTally
+from amorph.matching.rules import RULES, chosen_by
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row(name: str, known: bool, count: int, lowest: float, sg: int = 1) -> PolymorphTally:
+    return PolymorphTally(name, known, "TiO2", "P1", sg, count, count / 10, lowest, lowest, 0)
+
+
+ROWS = [
+    _row("rutile", True, 4, -9.38, 136),
+    _row("unknown-1", False, 3, -9.45),
+    _row("anatase", True, 2, -9.41, 141),
+    _row("unknown-2", False, 1, -9.00),
+]
+
+
+def test_each_rule_names_its_own_product():
+    assert chosen_by("most-frequent", ROWS).name == "rutile"
+    assert chosen_by("lowest-energy", ROWS).name == "unknown-1"
+    assert chosen_by("lowest-energy-known", ROWS).name == "anatase"
+    unknown_only = [r for r in ROWS if not r.known]
+    assert chosen_by("most-frequent", unknown_only) is None and chosen_by("lowest-energy-known", unknown_only) is None
+    assert chosen_by("lowest-energy", []) is None
+
+
+def test_report_gives_every_rule(cu_smoke_run):
+    out, _ = cu_smoke_run
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["predictions"]) == set(RULES)
+    assert report["prediction"] == report["predictions"]["most-frequent"]
+    lowest = report["predictions"]["lowest-energy"]
+    assert lowest["energy_per_atom"] == min(p["lowest_energy_per_atom"] for p in report["polymorphs"])
+    known = [p for p in report["polymorphs"] if p["known"]]
+    assert report["predictions"]["lowest-energy-known"]["polymorph"] == min(known, key=lambda p: p["lowest_energy_per_atom"])["name"]
+
+
+def test_rule_in_the_settings_picks_the_prediction(cu_smoke_run, cli, tmp_path):
+    """Only the ranking stage reruns: the run's config says lowest-energy-known, its report is gone."""
+    out, _ = cu_smoke_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    config = json.loads((run / "config.json").read_text())
+    config["settings"]["rule"] = "lowest-energy-known"
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "report.json").unlink()
+    code, stdout, stderr = cli("predict", "Cu", "--resume", "--out", str(run), "--quiet")
+    assert code == 0, stderr
+    report = json.loads((run / "report.json").read_text())
+    assert report["prediction"] == report["predictions"]["lowest-energy-known"]
+    assert "(lowest-energy-known rule)" in stdout
+
+
+def test_bad_rule_is_one_line(cli, tmp_path):
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--rule", "newest", "--out", str(tmp_path / "r"))
+    assert code == 2 and stderr.count("\n") == 1 and "--rule" in stderr
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["accuracy"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_benchmark_scoring(accuracy):
+    rows = {r.formula: r for r in accuracy.read_rows(ROOT / "benchmarks" / "data" / "first_nucleating.csv")}
+    assert len(rows) == 17 and sum(r.confidence == "high" for r in rows.values()) >= 10
+    tio2, batio3, carbon = rows["TiO2"], rows["BaTiO3"], rows["C"]
+    assert tio2.is_right({"polymorph": "anatase", "known": True, "spacegroup_number": 141})
+    assert not tio2.is_right({"polymorph": "rutile", "known": True, "spacegroup_number": 136})
+    assert not tio2.is_right({"polymorph": "unknown-3", "known": False, "spacegroup_number": 141})  # unnamed is never right
+    assert not tio2.is_right({"polymorph": None}) and not tio2.is_right(None)
+    assert batio3.is_right({"polymorph": "tetragonal", "known": True, "spacegroup_number": 99})  # accepted alternative
+    assert carbon.is_right({"polymorph": "graphite-2H", "known": True, "spacegroup_number": 194})
+    assert not carbon.is_right({"polymorph": "lonsdaleite", "known": True, "spacegroup_number": 194})
+
+
+def _outcomes(spec: list[tuple[str, bool, float]]):
+    import numpy as np
+
+    from amorph.matching.identify import Identity
+    from amorph.matching.ranking import Outcome
+
+    rng = np.random.default_rng(0)
+    return [Outcome(k, Identity(name, known, "P1", 1), energy + 1e-4 * rng.random(), "TiO2") for k, (name, known, energy) in enumerate(spec)]
+
+
+def test_rule_probabilities_are_how_often_the_rule_names_it_on_resamples():
+    import numpy as np
+
+    from amorph.matching.rules import rule_probabilities
+
+    clear = _outcomes([("rutile", True, -9.38)] * 30 + [("anatase", True, -9.41)] * 3 + [("unknown-1", False, -9.2)] * 5)
+    p = rule_probabilities(clear, [0] * len(clear), np.random.default_rng(1))
+    assert p["most-frequent"]["rutile"] > 0.99
+    assert p["lowest-energy-known"]["anatase"] > 0.8  # present in most resamples, always the lowest known
+    assert abs(sum(p["most-frequent"].values()) - 1) < 1e-9
+    tied = _outcomes([("rutile", True, -9.38)] * 6 + [("anatase", True, -9.41)] * 6)
+    q = rule_probabilities(tied, [0] * len(tied), np.random.default_rng(1))
+    assert 0.2 < q["most-frequent"]["rutile"] < 0.8 and 0.2 < q["most-frequent"]["anatase"] < 0.8
+    assert rule_probabilities([], [], np.random.default_rng(1))["most-frequent"] == {}
+
+
+def test_an_unclear_answer_is_inconclusive_and_says_what_would_settle_it():
+    import numpy as np
+
+    from amorph.matching.ranking import tally
+    from amorph.matching.rules import rule_probabilities
+    from amorph.results.report import more_subcells_needed, named_by
+
+    outcomes = _outcomes([("rutile", True, -9.38)] * 7 + [("anatase", True, -9.41)] * 6 + [("unknown-1", False, -9.2)] * 10)
+    rows = tally(outcomes)
+    p = rule_probabilities(outcomes, [0] * len(outcomes), np.random.default_rng(2))
+    named = named_by("most-frequent", rows, "TiO2", p["most-frequent"], seconds_per_subcell=3.0)
+    assert named["polymorph"] == "rutile" and named["conclusive"] is False
+    assert named["runner_up"]["polymorph"] == "anatase"
+    assert named["message"].startswith("inconclusive between rutile and anatase")
+    assert "more valid subcells" in named["message"] and "min at this run's pace" in named["message"]
+    rutile, anatase = rows[1], rows[2]
+    assert (rutile.name, anatase.name) == ("rutile", "anatase")
+    extra = more_subcells_needed(rutile, anatase, 23)
+    # at (n + extra) subcells with the same shares, the lead is Z_80 standard errors
+    d, n = rutile.share - anatase.share, 23 + extra
+    assert d / np.sqrt((rutile.share + anatase.share - d**2) / n) >= 0.8416 > d / np.sqrt((rutile.share + anatase.share - d**2) / (n - 1))
+    assert more_subcells_needed(anatase, rutile, 23) is None  # no lead to make conclusive
+
+
+def test_the_terminal_says_inconclusive_instead_of_naming():
+    from amorph.cli.render import prediction_line
+
+    report = {"formula": "TiO2", "n_valid": 23, "n_subcells": 40,
+              "prediction": {"rule": "most-frequent", "polymorph": "rutile", "conclusive": False, "probability": 0.55,
+                             "message": "inconclusive between rutile and anatase"}}
+    line = prediction_line(report)
+    assert "inconclusive between rutile and anatase" in line and "first to nucleate" not in line
