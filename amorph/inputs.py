@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amorph.composition import Formula, parse_formula
+from amorph.errors import AmorphError
 from amorph.matching.sources import check_sources
 from amorph.md.potentials import check_potential_spec
 from amorph.results import rundir as files
@@ -26,7 +27,21 @@ def check_inputs(settings: RunSettings, out: Path, resume: bool = False) -> tupl
         settings = RunSettings.from_dict(RunDir(out).read_json(files.CONFIG)["settings"])
     formula = parse_formula(settings.formula)
     validate(settings)
+    check_subcell_sizes(settings, formula)
     RunDir.check_writable(out, resume)
     check_potential_spec(settings.potential)
     check_sources(settings.databases)
     return settings, formula
+
+
+def check_subcell_sizes(settings: RunSettings, formula: Formula) -> None:
+    """Refuse a subcell size range that holds no whole formula unit (unless any composition is kept):
+    otherwise the run would find no subcell only after its melt-quench."""
+    sc = settings.subcells
+    unit = formula.atoms_per_formula_unit
+    if sc.any_composition or any(n % unit == 0 for n in range(sc.n_min, sc.n_max + 1)):
+        return
+    raise AmorphError(
+        f"subcells of {sc.n_min}-{sc.n_max} atoms cannot hold whole formula units of {formula.reduced} ({unit} atoms each); "
+        f"use --n-max {unit * max(1, -(-sc.n_min // unit))} or more"
+    )

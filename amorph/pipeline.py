@@ -163,10 +163,28 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     )
     origins = sorted({p.origin for p in polymorphs})
     progress.note(f"known polymorphs of {run.formula.reduced}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
+    check_reachable(polymorphs, run.settings.subcells.n_max, run.formula.reduced, progress)
     run.out.write_json(
         files.KNOWN_POLYMORPHS,
         {"formula": run.formula.reduced, "sources": list(run.settings.databases), "polymorphs": [p.to_dict() for p in polymorphs]},
     )
+
+
+def check_reachable(polymorphs: list[Polymorph], n_max: int, formula: str, progress: ProgressSink) -> None:
+    """Say, before any MD, which known polymorphs no subcell can become: a subcell of N atoms can only
+    relax into a crystal whose primitive cell fits in it, so one of more than --n-max atoms is out of
+    reach. When every known polymorph is, stop here (AmorphError) rather than after the melt-quench."""
+    sizes = {p.name: primitive_size(p.structure) for p in polymorphs}
+    unreachable = sorted((size, name) for name, size in sizes.items() if size > n_max)
+    if not unreachable:
+        return
+    listed = ", ".join(f"{name} ({size} atoms)" for size, name in unreachable)
+    if len(unreachable) == len(sizes):
+        raise AmorphError(
+            f"no known polymorph of {formula} fits in subcells of at most {n_max} atoms (primitive cells: {listed}); "
+            f"use --n-max {unreachable[0][0]} or more"
+        )
+    progress.note(f"subcells of at most {n_max} atoms cannot become: {listed}")
 
 
 def build_start_structure(run: Run, progress: ProgressSink) -> None:
