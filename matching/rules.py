@@ -51,7 +51,8 @@ def rule_probabilities(
         return out
     template = {row.name: row for row in tally(list(outcomes))}  # names, known flags, space groups
     names = sorted(template)
-    codes = np.array([names.index(o.identity.label) for o in outcomes])
+    code_of = {name: k for k, name in enumerate(names)}
+    codes = np.array([code_of[o.identity.label] for o in outcomes])
     energies = np.array([o.energy_per_atom for o in outcomes])
     for idx in resamples(replicas, rng, n_boot):
         counts = np.bincount(codes[idx], minlength=len(names))

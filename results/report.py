@@ -7,13 +7,14 @@ in one place.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
 from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by
 from amorph.settings import PredictionRule
 
-Z_80 = 0.8416  # one-sided standard normal quantile of CONCLUSIVE (0.8)
+Z_80 = NormalDist().inv_cdf(CONCLUSIVE)  # one-sided standard normal quantile of CONCLUSIVE (0.84 for 0.8)
 
 
 def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
@@ -77,8 +78,7 @@ def _confidence(
     if not out["conclusive"]:
         text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
         if rule == "most-frequent":
-            valid = round(chosen.count / chosen.share) if chosen.share else 0
-            extra = more_subcells_needed(chosen, runner, valid)
+            extra = more_subcells_needed(chosen, runner, sum(r.count for r in rows))  # rows cover every valid subcell
             if extra is not None:
                 cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
                 text += f"; about {extra} more valid subcells would settle it{cost}"
