@@ -186,7 +186,7 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     Flag("--seed", "", "seed", "Random seed (packing, MD, subcell sampling)", rule="non-negative"),
     Flag("--atoms", "packing", "target_atoms", "Target number of atoms in the amorphous cell"),
-    Flag("volume factor", "packing", "volume_factor", "Cell volume over the reference crystal's", cli=False),
+    Flag("--volume-factor", "packing", "volume_factor", "Starting cell volume over the ground-state crystal's (the paper: 1.15)"),
     Flag("--t-high", "melt_quench", "t_high", "Melt temperature", "K"),
     Flag("--t-low", "melt_quench", "t_low", "Quench temperature", "K"),
     Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps per stage (hold hot, ramp, hold cold)", rule="non-negative"),

@@ -66,6 +66,7 @@ def predict(
     seed: Annotated[int | None, typer.Option(help=flag("--seed").help)] = 0,
     db: db_commands.DbOption = None,
     atoms: Annotated[int | None, typer.Option(help=flag("--atoms").help, rich_help_panel=PANEL_MD)] = None,
+    volume_factor: Annotated[float | None, typer.Option(help=flag("--volume-factor").help, rich_help_panel=PANEL_MD)] = None,
     t_high: Annotated[float | None, typer.Option(help=flag("--t-high").help, rich_help_panel=PANEL_MD)] = None,
     t_low: Annotated[float | None, typer.Option(help=flag("--t-low").help, rich_help_panel=PANEL_MD)] = None,
     md_steps: Annotated[int | None, typer.Option(help=flag("--md-steps").help, rich_help_panel=PANEL_MD)] = None,
@@ -129,7 +130,7 @@ def predict(
         settings = replace(settings, databases=tuple(db))
     if rule:
         settings = replace(settings, rule=rule)
-    settings = override(settings, "packing", target_atoms=atoms)
+    settings = override(settings, "packing", target_atoms=atoms, volume_factor=volume_factor)
     settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas)
     adaptive, budget = _budget(max_subcells)
     settings = override(
