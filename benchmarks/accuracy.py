@@ -106,8 +106,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("amorph-runs/accuracy"))
     parser.add_argument("--rule", default="most-frequent", choices=list(RULES))
     parser.add_argument("--only", default="", help="comma-separated formulas to run (default: every row)")
-    parser.add_argument("extra", nargs="*", help="more `amorph predict` flags, after --")
-    args = parser.parse_args()
+    # everything after `--` goes to `amorph predict` as it is (argparse's own "--" handling drops
+    # option-like words that follow a positional argument, so the split is done here)
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.extra = argv[split + 1 :]
     amorph = shutil.which("amorph") or str(Path(sys.executable).with_name("amorph"))
     rows = read_rows(args.csv)
     if args.only:
