@@ -43,7 +43,7 @@ from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.md.relax import RelaxResult, invalid_reason
 from amorph.melt_quench import melt_quench
-from amorph.motifs.subcells import extract_subcells
+from amorph.motifs.subcells import extract_subcells, size_limit
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.references import collect
 from amorph.results import provenance
@@ -81,6 +81,11 @@ class Run:
             data = self.out.read_json(files.KNOWN_POLYMORPHS)
             self._references = [Polymorph.from_dict(d) for d in data["polymorphs"]]
         return self._references
+
+    def n_max(self) -> int:
+        """The most atoms in a subcell, as stage 0 set it from the known polymorphs (SizeLimit)."""
+        limit = self.out.read_json(files.KNOWN_POLYMORPHS).get("subcell_size_limit")
+        return int(limit["n_max"]) if limit else self.settings.subcells.n_max
 
     def rng(self, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.settings.seed, stream])
@@ -163,10 +168,19 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     )
     origins = sorted({p.origin for p in polymorphs})
     progress.note(f"known polymorphs of {run.formula.reduced}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
-    check_reachable(polymorphs, run.settings.subcells.n_max, run.formula.reduced, progress)
+    sc = run.settings.subcells
+    limit = size_limit(sc.n_max, sc.fit_polymorphs, run.settings.packing.target_atoms, (primitive_size(p.structure) for p in polymorphs))
+    if limit.raised_from is not None:
+        progress.note(f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that every known polymorph's primitive cell can fit")
+    check_reachable(polymorphs, limit.n_max, run.formula.reduced, progress)
     run.out.write_json(
         files.KNOWN_POLYMORPHS,
-        {"formula": run.formula.reduced, "sources": list(run.settings.databases), "polymorphs": [p.to_dict() for p in polymorphs]},
+        {
+            "formula": run.formula.reduced,
+            "sources": list(run.settings.databases),
+            "subcell_size_limit": asdict(limit),
+            "polymorphs": [p.to_dict() for p in polymorphs],
+        },
     )
 
 
@@ -244,6 +258,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
     sc = run.settings.subcells
     progress.start("Cutting subcells", len(replicas))
     sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.references())
+    n_max = run.n_max()
     budget = -(-sc.max_subcells // len(replicas))  # the budget is shared evenly between replicas
     frames: list[Atoms] = []
     censuses = []
@@ -254,7 +269,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
             run.formula,
             d_frac=sc.d_frac,
             n_min=sc.n_min,
-            n_max=sc.n_max,
+            n_max=n_max,
             max_subcells=budget,
             rng=rngs[k],
             sizes=sizes,
@@ -291,11 +306,17 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
         )
     if not frames:
         raise AmorphError(
-            f"no subcell of {sc.n_min}-{sc.n_max} atoms with the composition of {run.formula.reduced}; "
+            f"no subcell of {sc.n_min}-{n_max} atoms with the composition of {run.formula.reduced}; "
             "widen --n-min/--n-max or --d-frac"
         )
     run.out.write_atoms(files.SUBCELLS_INITIAL, frames, "extxyz")
-    census_info = total | {"allowed_sizes": sizes, "cut_contacts_pushed": pushed, "per_replica": [asdict(c) for c in censuses]}
+    census_info = total | {
+        "n_min": sc.n_min,
+        "n_max": n_max,
+        "allowed_sizes": sizes,
+        "cut_contacts_pushed": pushed,
+        "per_replica": [asdict(c) for c in censuses],
+    }
     run.out.write_json("subcell_census.json", census_info)
 
 

@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("amorph-runs/accuracy"))
     parser.add_argument("--rule", default="most-frequent", choices=list(RULES))
     parser.add_argument("--only", default="", help="comma-separated formulas to run (default: every row)")
+    parser.add_argument("--score-only", action="store_true", help="score the runs already in --out; start none")
     # everything after `--` goes to `amorph predict` as it is (argparse's own "--" handling drops
     # option-like words that follow a positional argument, so the split is done here)
     argv = sys.argv[1:]
@@ -129,7 +130,7 @@ def main() -> None:
     for row in rows:
         for seed in seeds:
             folder = base / f"{row.formula}-seed{seed}"
-            error = run_one(amorph, row, seed, args, folder, walls)
+            error = "" if args.score_only else run_one(amorph, row, seed, args, folder, walls)
             walls_file.write_text(json.dumps(walls, indent=1))
             report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").is_file() else None
             answers = dict((report or {}).get("predictions", {}))

@@ -139,6 +139,7 @@ def predict(
         d_frac=d_frac,
         n_min=n_min,
         n_max=n_max,
+        fit_polymorphs=False if n_max is not None else None,  # an explicit --n-max is taken as it is
         max_subcells=budget,
         adaptive=adaptive,
         any_composition=any_composition or None,

@@ -16,6 +16,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from amorph.settings import DEFAULT_RULE
+
 stderr = Console(stderr=True)
 stdout = Console()
 
@@ -64,7 +66,7 @@ def prediction_line(report: dict[str, Any]) -> str:
     if pred.get("polymorph") is None:
         return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
     rule = pred.get("rule", "most-frequent")
-    how = "" if rule == "most-frequent" else f" ({rule} rule)"
+    how = "" if rule == DEFAULT_RULE else f" ({rule} rule)"
     if pred.get("conclusive") is False:
         return f"{report['formula']}{how}: {pred['message']} ({pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples)"
     unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"

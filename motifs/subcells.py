@@ -68,6 +68,30 @@ class SubcellCensus:
     selected: int
 
 
+@dataclass(frozen=True)
+class SizeLimit:
+    """The most atoms a subcell may hold, and why: the preset's n_max, raised where a known
+    polymorph's primitive cell is larger, but never past half the starting cell."""
+
+    n_max: int
+    raised_from: int | None  # the setting's n_max when it was raised, else None
+    cap: int  # half the starting cell: a larger subcell is no longer a local motif
+
+
+def size_limit(n_max: int, fit_polymorphs: bool, target_atoms: int, primitive_sizes: Iterable[int]) -> SizeLimit:
+    """A subcell of N atoms can only relax into a crystal whose primitive cell fits in it (N a
+    multiple of its size), so the size range must reach the largest primitive cell of the known
+    polymorphs, or those polymorphs can never be the answer. One general rule, read from the
+    database, not tuned per formula. The cap keeps a subcell a local motif cut from a larger
+    amorphous cell: without it a 32-atom polymorph would need subcells of most of a 48-atom cell."""
+    cap = max(1, target_atoms // 2)
+    largest = max(primitive_sizes, default=0)
+    if not fit_polymorphs or largest <= n_max:
+        return SizeLimit(n_max, None, cap)
+    raised = min(largest, max(cap, n_max))
+    return SizeLimit(raised, n_max if raised > n_max else None, cap)
+
+
 def grid_intervals(d_frac: float) -> list[tuple[float, float]]:
     """All (lower, upper) pairs with upper > lower on the grid 0, d_frac, ..., 1."""
     n = int(np.floor(1.0 / d_frac + 1e-9))

@@ -29,6 +29,19 @@ def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | Non
     return max(0, math.ceil(needed - n_valid))
 
 
+RECUR = math.ceil(-math.log(1 - CONCLUSIVE))  # members a product needs to be in most resamples (2 for 0.8)
+
+
+def more_subcells_to_recur(leader: PolymorphTally, n_valid: int) -> int | None:
+    """About how many more valid subcells an energy rule's answer needs: the lowest-energy product is
+    named on a resample when one of its c members is drawn, about 1 - exp(-c) of the time (Poisson), so
+    it must be seen RECUR times; at its present share that takes n_valid x RECUR / c subcells in all.
+    None when it is seen that often already (then the replicas disagree, and more of them would help)."""
+    if leader.count >= RECUR or leader.count <= 0:
+        return None
+    return math.ceil(n_valid * RECUR / leader.count) - n_valid
+
+
 def named_by(
     rule: PredictionRule,
     rows: list[PolymorphTally],
@@ -77,11 +90,11 @@ def _confidence(
         }
     if not out["conclusive"]:
         text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
-        if rule == "most-frequent":
-            extra = more_subcells_needed(chosen, runner, sum(r.count for r in rows))  # rows cover every valid subcell
-            if extra is not None:
-                cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
-                text += f"; about {extra} more valid subcells would settle it{cost}"
+        n_valid = sum(r.count for r in rows)  # rows cover every valid subcell
+        extra = more_subcells_needed(chosen, runner, n_valid) if rule == "most-frequent" else more_subcells_to_recur(chosen, n_valid)
+        if extra is not None:
+            cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
+            text += f"; about {extra} more valid subcells would settle it{cost}"
         out["message"] = text
     return out
 

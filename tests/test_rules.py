@@ -41,7 +41,7 @@ def test_report_gives_every_rule(cu_smoke_run):
     out, _ = cu_smoke_run
     report = json.loads((out / "report.json").read_text())
     assert set(report["predictions"]) == set(RULES)
-    assert report["prediction"] == report["predictions"]["most-frequent"]
+    assert report["prediction"] == report["predictions"]["lowest-energy-known"]  # the default rule (docs/accuracy.md)
     lowest = report["predictions"]["lowest-energy"]
     assert lowest["energy_per_atom"] == min(p["lowest_energy_per_atom"] for p in report["polymorphs"])
     known = [p for p in report["polymorphs"] if p["known"]]
@@ -49,19 +49,19 @@ def test_report_gives_every_rule(cu_smoke_run):
 
 
 def test_rule_in_the_settings_picks_the_prediction(cu_smoke_run, cli, tmp_path):
-    """Only the ranking stage reruns: the run's config says lowest-energy-known, its report is gone."""
+    """Only the ranking stage reruns: the run's config says most-frequent (not the default), its report is gone."""
     out, _ = cu_smoke_run
     run = tmp_path / "run"
     shutil.copytree(out, run)
     config = json.loads((run / "config.json").read_text())
-    config["settings"]["rule"] = "lowest-energy-known"
+    config["settings"]["rule"] = "most-frequent"
     (run / "config.json").write_text(json.dumps(config))
     (run / "report.json").unlink()
     code, stdout, stderr = cli("predict", "Cu", "--resume", "--out", str(run), "--quiet")
     assert code == 0, stderr
     report = json.loads((run / "report.json").read_text())
-    assert report["prediction"] == report["predictions"]["lowest-energy-known"]
-    assert "(lowest-energy-known rule)" in stdout
+    assert report["prediction"] == report["predictions"]["most-frequent"]
+    assert "(most-frequent rule)" in stdout
 
 
 def test_bad_rule_is_one_line(cli, tmp_path):
@@ -139,6 +139,26 @@ def test_an_unclear_answer_is_inconclusive_and_says_what_would_settle_it():
     d, n = rutile.share - anatase.share, 23 + extra
     assert d / np.sqrt((rutile.share + anatase.share - d**2) / n) >= 0.8416 > d / np.sqrt((rutile.share + anatase.share - d**2) / (n - 1))
     assert more_subcells_needed(anatase, rutile, 23) is None  # no lead to make conclusive
+
+
+def test_an_energy_rule_says_how_many_subcells_would_let_its_answer_recur():
+    import numpy as np
+
+    from amorph.matching.ranking import tally
+    from amorph.matching.rules import rule_probabilities
+    from amorph.results.report import more_subcells_to_recur, named_by
+
+    outcomes = _outcomes([("rutile", True, -9.38)] * 7 + [("anatase", True, -9.41)] + [("unknown-1", False, -9.2)] * 12)
+    rows = tally(outcomes)
+    p = rule_probabilities(outcomes, [0] * len(outcomes), np.random.default_rng(2))
+    named = named_by("lowest-energy-known", rows, "TiO2", p["lowest-energy-known"])
+    assert named["polymorph"] == "anatase" and named["conclusive"] is False  # one subcell: in ~63% of resamples
+    assert 0.55 < named["probability"] < 0.72
+    assert named["message"] == "inconclusive between anatase and rutile; about 20 more valid subcells would settle it"
+    anatase = next(r for r in rows if r.name == "anatase")
+    assert more_subcells_to_recur(anatase, 20) == 20  # twice the subcells: expected to be seen twice
+    twice = _outcomes([("rutile", True, -9.38)] * 7 + [("anatase", True, -9.41)] * 2)
+    assert more_subcells_to_recur(next(r for r in tally(twice) if r.name == "anatase"), 9) is None
 
 
 def test_the_terminal_says_inconclusive_instead_of_naming():
