@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from ase.data import covalent_radii
@@ -40,6 +41,10 @@ def parse_formula(text: str) -> Formula:
     cleaned = text.strip()
     if not cleaned or not any(ch.isalpha() for ch in cleaned):
         raise AmorphError(f"'{text}' is not a chemical formula")
+    # pymatgen reads "Ti0O2" as O2, silently dropping the element: a zero amount is a typo
+    for symbol, amount in re.findall(r"([A-Z][a-z]*)(\d+(?:\.\d*)?)", cleaned):
+        if float(amount) == 0:
+            raise AmorphError(f"'{text}' gives {symbol} an amount of zero; leave it out or give a whole number of atoms")
     try:
         comp = Composition(cleaned)
     except (ValueError, KeyError) as err:

@@ -126,7 +126,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # quick: from the TiO2 lever study, then scored on the whole benchmark (docs/accuracy.md): three
     # times the subcells of the first quick preset (40), whose answers rested on 1-4 matched subcells,
     # and a 2.5x slower quench (500 steps per stage, 1700 K in 1 ps), paid for in part by 100 FIRE
-    # steps instead of 250, which changed one product in 79 in the TiO2 runs measured
+    # steps instead of 250, which changed one known-polymorph product in 79 in the TiO2 runs measured
     "quick": {
         "packing": {"target_atoms": 48},
         "melt_quench": {"steps_per_stage": 500},

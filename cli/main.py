@@ -198,6 +198,8 @@ def compare(
     if as_run:
         dest = RunDir(Path(target))
     else:
+        if "/" in target or "\\" in target or target.startswith("."):  # meant as a folder, not a formula
+            raise AmorphError(f"'{target}' is neither a run folder (no such directory) nor a chemical formula")
         parse_formula(target)
         check_potential_spec(potential)
         check_sources(sources)

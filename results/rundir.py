@@ -59,6 +59,13 @@ class RunDir:
             parent = parent.parent
         if not os.access(parent, os.W_OK | os.X_OK):
             raise AmorphError(f"--out {path} is not writable")
+        # access() says yes where the file system still refuses (/proc, /sys, a read-only mount, root
+        # anywhere): make and remove a probe folder where the run's folder would go
+        try:
+            probe = tempfile.mkdtemp(prefix=".amorph-probe-", dir=parent)
+        except OSError as err:
+            raise AmorphError(f"--out {path} is not writable ({err.strerror})") from None
+        os.rmdir(probe)
 
     def create(self) -> RunDir:
         try:

@@ -24,7 +24,10 @@ FAST = ["--potential", "emt", "--preset", "smoke"]
         (["predict", "Cu", "--potential", "nonsense", "--preset", "smoke"], "unknown potential"),
         (["predict", "Cu", "--potential", "emt", "--preset", "huge"], "unknown preset"),
         (["predict", "Cu", *FAST, "--resume"], "--resume"),
+        (["predict", "Cu0Au", *FAST], "gives Cu an amount of zero"),
+        (["predict", "AuCu0.0", *FAST], "gives Cu an amount of zero"),
         (["compare", "Xx2", "--potential", "emt"], "not a chemical formula"),
+        (["compare", "/nonexistent/run", "--potential", "emt"], "neither a run folder (no such directory) nor a chemical formula"),
         (["compare", "Cu", "--potential", "emt", "--fmax", "-1"], "--fmax"),
     ],
 )
@@ -50,6 +53,13 @@ def test_unwritable_out(cli, tmp_path):
         assert code == 2 and "not writable" in stderr and len(stderr.strip().splitlines()) == 1
     finally:
         os.chmod(locked, 0o700)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_out_where_the_file_system_refuses_even_root(cli):
+    """/proc passes access(W_OK) for root, yet no folder can be made there: refused before any MD."""
+    code, _, stderr = cli("predict", "Cu", *FAST, "--out", "/proc/amorph-test/run")
+    assert code == 2 and "--out /proc/amorph-test/run is not writable" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_out_that_is_a_file(cli, tmp_path):
