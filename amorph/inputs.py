@@ -8,6 +8,7 @@ the run folder, the potential's name and the `--db` sources; the potential itsel
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from amorph.composition import Formula, parse_formula
@@ -16,22 +17,47 @@ from amorph.matching.sources import check_sources
 from amorph.md.potentials import check_potential_spec
 from amorph.results import rundir as files
 from amorph.results.rundir import RunDir
-from amorph.settings import RunSettings, validate
+from amorph.settings import RunSettings, differences, validate
 
 
-def check_inputs(settings: RunSettings, out: Path, resume: bool = False) -> tuple[RunSettings, Formula]:
-    """The settings to run (a resumed run's own, from its config.json) and the parsed formula;
-    AmorphError, naming what is wrong, for a bad formula, number, potential name, source or folder."""
+def check_inputs(settings: RunSettings | None, out: Path, resume: bool = False, restart: bool = False) -> tuple[RunSettings, Formula]:
+    """The settings to run and the parsed formula; AmorphError, naming what is wrong, for a bad
+    formula, number, potential name, source or folder.
+
+    resume: the run in `out` goes on with the settings of its config.json. `settings` None takes
+    them as they are (`amorph resume DIR`); given settings must match them, or the answer would be
+    the earlier run's under settings it never ran (`--resume` with another --seed, say).
+    restart: `out` may hold an earlier run (its config.json), which prepare() then removes."""
     if resume:
         RunDir.check_writable(out, resume=True)
-        settings = RunSettings.from_dict(RunDir(out).read_json(files.CONFIG)["settings"])
+        recorded = RunSettings.from_dict(RunDir(out).read_json(files.CONFIG)["settings"])
+        if settings is not None:
+            check_same_settings(recorded, settings, out)
+        settings = recorded
+    if settings is None:
+        raise AmorphError("no settings to run: give a formula, or resume a run folder")
     formula = parse_formula(settings.formula)
     validate(settings)
     check_subcell_sizes(settings, formula)
-    RunDir.check_writable(out, resume)
+    if restart:
+        RunDir.check_restartable(out)
+    else:
+        RunDir.check_writable(out, resume)
     check_potential_spec(settings.potential)
     check_sources(settings.databases)
     return settings, formula
+
+
+def check_same_settings(recorded: RunSettings, given: RunSettings, out: Path) -> None:
+    """Refuse to resume a run under settings other than its own, naming each that differs."""
+    if parse_formula(given.formula).reduced == parse_formula(recorded.formula).reduced:
+        given = replace(given, formula=recorded.formula)  # "tio2 " and "TiO2" are one formula
+    changed = differences(recorded, given)
+    if changed:
+        raise AmorphError(
+            f"--resume: {out} was run with other settings ({'; '.join(changed)}); give its own flags, "
+            f"or `amorph resume {out}`, or --restart to start it over"
+        )
 
 
 def check_subcell_sizes(settings: RunSettings, formula: Formula) -> None:

@@ -91,21 +91,33 @@ class Run:
         return np.random.default_rng([self.settings.seed, stream])
 
 
-def prepare(settings: RunSettings, out: Path, resume: bool = False) -> Run:
-    """Check everything that can be wrong with the input before a single file is written."""
-    settings, formula = check_inputs(settings, out, resume)  # again after the CLI's call: the API enters here
+def prepare(settings: RunSettings | None, out: Path, resume: bool = False, restart: bool = False) -> Run:
+    """Check everything that can be wrong with the input before a single file is written.
+
+    resume: go on with the run in `out` (its own settings: given ones must match; None takes them);
+    restart: remove the earlier run in `out` once every check has passed, and start over."""
+    settings, formula = check_inputs(settings, out, resume, restart)  # again after the CLI's call: the API enters here
     one_blas_thread()  # a run starts here
     potential = load_potential(settings.potential, settings.device)
     potential.check_covers(formula.elements)
     gathered = None
     if not (resume and RunDir(out).has(files.KNOWN_POLYMORPHS)):
         gathered = gather(formula.reduced, settings.databases)  # an unreachable source fails here, before any file
+    if restart:
+        RunDir(out).clear()
     return Run(settings, formula, potential, RunDir(out), resume, gathered)
 
 
-def predict(settings: RunSettings, out: str | Path, progress: ProgressSink | None = None, resume: bool = False) -> dict[str, Any]:
-    """Run the whole pipeline into the folder `out` and return report.json's content (the Python API)."""
-    return execute(prepare(settings, Path(out), resume), progress or SilentProgress())
+def predict(
+    settings: RunSettings | None,
+    out: str | Path,
+    progress: ProgressSink | None = None,
+    resume: bool = False,
+    restart: bool = False,
+) -> dict[str, Any]:
+    """Run the whole pipeline into the folder `out` and return report.json's content (the Python API).
+    `predict(None, out, resume=True)` continues the run in `out` with its own settings."""
+    return execute(prepare(settings, Path(out), resume, restart), progress or SilentProgress())
 
 
 def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:

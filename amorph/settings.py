@@ -248,3 +248,51 @@ def validate(settings: RunSettings) -> None:
     check_choice("--engine", settings.relax.engine, Engine)
     check_choice("--device", settings.device, Device)
     check_choice("--rule", settings.rule, PredictionRule)
+
+
+# Settings without a FLAGS entry, named as the user sets them
+_OTHER_OPTIONS = {
+    "formula": "formula",
+    "potential": "--potential",
+    "device": "--device",
+    "databases": "--db",
+    "rule": "--rule",
+    "subcells.max_subcells": "--max-subcells",
+    "subcells.adaptive": "--max-subcells auto",
+    "subcells.any_composition": "--any-composition",
+    "subcells.all_sizes": "--all-sizes",
+    "subcells.push_cut_contacts": "--keep-cut-contacts",
+    "subcells.fit_polymorphs": "--n-max",
+    "relax.engine": "--engine",
+}
+
+
+def option_name(key: str) -> str:
+    """How a user sets a dotted settings key ("melt_quench.t_high" -> "--t-high")."""
+    section, _, name = key.rpartition(".")
+    for f in FLAGS:
+        if (f.section, f.name) == (section, name):
+            return f.option
+    return _OTHER_OPTIONS.get(key, key)
+
+
+def _flat(settings: RunSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.to_dict().items():
+        if isinstance(value, dict):
+            out |= {f"{key}.{k}": v for k, v in value.items()}
+        else:
+            out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def differences(recorded: RunSettings, given: RunSettings) -> list[str]:
+    """Every setting that differs between a run's config.json and the one asked for, as
+    "--seed 0 -> 5". The preset's name is left out (only the values it sets count); everything
+    else can change the result, or which rule report.json names."""
+    old, new = _flat(recorded), _flat(given)
+    return [
+        f"{option_name(key)} {old.get(key)} -> {new.get(key)}"
+        for key in sorted(set(old) | set(new))
+        if key != "preset" and old.get(key) != new.get(key)
+    ]

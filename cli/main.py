@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from amorph.cli import db as db_commands
 from amorph.errors import AmorphError
-from amorph.settings import Device, Engine, PredictionRule, flag
+from amorph.settings import Device, Engine, PredictionRule, RunSettings, flag
 
 # Only light modules are imported above and before the input is checked: torch, matgl, chgnet and
 # pandas take seconds, and a mistyped formula, number or path must be answered at once
@@ -112,7 +112,10 @@ def predict(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its first missing stage.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its first missing stage (its settings must be these).")
+    ] = False,
+    restart: Annotated[bool, typer.Option(help="Remove the earlier run in --out and start it over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
 ) -> None:
@@ -123,6 +126,10 @@ def predict(
 
     if resume and out is None:
         raise AmorphError("--resume needs --out DIR of the run to continue")
+    if resume and restart:
+        raise AmorphError("--resume continues a run and --restart starts it over: give one of them")
+    if restart and out is None:
+        raise AmorphError("--restart needs --out DIR of the run to start over")
     if preset is None:  # on a machine without a GPU driver this does not import torch
         preset = "standard" if resolve_device(device) == "cuda" else "quick"
     settings = preset_settings(formula, preset, potential=potential, device=device, seed=seed)
@@ -148,12 +155,29 @@ def predict(
     )
     settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps, engine=engine)
     run_dir = out or _default_out(formula.strip())
-    check_inputs(settings, run_dir, resume)  # before the heavy imports below
+    check_inputs(settings, run_dir, resume, restart)  # before the heavy imports below
+    _run_and_show(settings, run_dir, resume, restart, quiet, as_json)
 
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped `amorph predict` run.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+) -> None:
+    """Continue a stopped run from its first missing stage, with the settings in its config.json."""
+    from amorph.inputs import check_inputs
+
+    check_inputs(None, run_dir, resume=True)
+    _run_and_show(None, run_dir, True, False, quiet, as_json)
+
+
+def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, restart: bool, quiet: bool, as_json: bool) -> None:
+    """Run (or continue) a prediction and print it: progress on stderr, tables and answer on stdout."""
     from amorph.cli.render import RichProgress, polymorph_table, prediction_line, rules_table, stderr, stdout
     from amorph.pipeline import execute, prepare
 
-    run = prepare(settings, run_dir, resume=resume)
+    run = prepare(settings, run_dir, resume=resume, restart=restart)
     if quiet or as_json:
         from amorph.progress import SilentProgress
 

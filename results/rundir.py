@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,19 @@ class RunDir:
         except OSError as err:
             raise AmorphError(f"--out {path} is not writable ({err.strerror})") from None
         os.rmdir(probe)
+
+    @staticmethod
+    def check_restartable(path: Path) -> None:
+        """--restart empties a folder only when it is an amorph run (its config.json), or empty."""
+        path = Path(path)
+        if path.is_dir() and any(path.iterdir()) and not (path / CONFIG).is_file():
+            raise AmorphError(f"--restart: {path} holds no {CONFIG} of an amorph run; not removing what is in it")
+        RunDir.check_writable(path, resume=path.is_dir() and (path / CONFIG).is_file())
+
+    def clear(self) -> None:
+        """Remove an earlier run from this folder (--restart; check_restartable has said it is one)."""
+        if self.path.is_dir():
+            shutil.rmtree(self.path)
 
     def create(self) -> RunDir:
         try:

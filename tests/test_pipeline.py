@@ -69,11 +69,54 @@ def test_resume_redoes_only_missing_stages(cu_smoke_run, cli, tmp_path):
     relaxed_mtime = (out / "subcells_relaxed.extxyz").stat().st_mtime_ns
     for name in ["subcells.csv", "polymorphs.csv", "report.json"]:
         (out / name).unlink()
-    code, stdout, stderr = cli("predict", "Cu", "--resume", "--out", str(out), "--json")
+    code, stdout, stderr = cli("resume", str(out), "--json")
     assert code == 0, stderr
     after = json.loads(stdout)
     assert after["polymorphs"] == before["polymorphs"] and after["prediction"] == before["prediction"]
     assert (out / "subcells_relaxed.extxyz").stat().st_mtime_ns == relaxed_mtime
+
+
+def test_resume_under_other_settings_is_refused_naming_them(cu_smoke_run, cli, tmp_path):
+    """A resumed run must not answer for settings it never ran: each that differs is named."""
+    import shutil
+
+    src, _ = cu_smoke_run
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    (out / "report.json").unlink()
+    before = sorted(p.name for p in out.iterdir())
+    smoke = ["--potential", "emt", "--preset", "smoke", "--out", str(out)]
+    for extra, named in [(["--seed", "5"], "--seed 0 -> 5"), (["--md-steps", "50"], "--md-steps 100 -> 50"),
+                         (["--rule", "most-frequent"], "--rule lowest-energy-known -> most-frequent"),
+                         (["--keep-cut-contacts"], "--keep-cut-contacts True -> False")]:
+        code, _, stderr = cli("predict", "Cu", *smoke, "--seed", "0", *extra, "--resume")
+        assert code == 2 and stderr.count("\n") == 1, stderr
+        assert f"was run with other settings ({named})" in stderr and "amorph resume" in stderr
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing written
+    code, stdout, stderr = cli("predict", " Cu", *smoke, "--seed", "0", "--resume", "--quiet")  # its own flags
+    assert code == 0, stderr
+    assert (out / "report.json").is_file()
+
+
+def test_restart_starts_over_and_only_in_a_run_folder(cu_smoke_run, cli, tmp_path):
+    import shutil
+
+    src, _ = cu_smoke_run
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    (out / "mine.txt").write_text("left by the earlier run's user")
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--seed", "3", "--md-steps", "10",
+                          "--max-subcells", "4", "--out", str(out), "--restart", "--quiet")
+    assert code == 0, stderr
+    assert json.loads((out / "config.json").read_text())["seed"] == 3 and not (out / "mine.txt").exists()
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "data.csv").write_text("x")
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--out", str(other), "--restart")
+    assert code == 2 and "holds no config.json of an amorph run" in stderr
+    assert (other / "data.csv").read_text() == "x"
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--out", str(out), "--restart", "--resume")
+    assert code == 2 and "give one of them" in stderr
 
 
 def test_keep_cut_contacts_relaxes_subcells_as_cut(cli, tmp_path):

@@ -57,7 +57,7 @@ def test_rule_in_the_settings_picks_the_prediction(cu_smoke_run, cli, tmp_path):
     config["settings"]["rule"] = "most-frequent"
     (run / "config.json").write_text(json.dumps(config))
     (run / "report.json").unlink()
-    code, stdout, stderr = cli("predict", "Cu", "--resume", "--out", str(run), "--quiet")
+    code, stdout, stderr = cli("resume", str(run), "--quiet")
     assert code == 0, stderr
     report = json.loads((run / "report.json").read_text())
     assert report["prediction"] == report["predictions"]["most-frequent"]
