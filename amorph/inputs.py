@@ -16,6 +16,7 @@ from amorph.errors import AmorphError
 from amorph.matching.sources import check_sources
 from amorph.md.potentials import check_potential_spec
 from amorph.results import rundir as files
+from amorph.results.lock import check_unlocked
 from amorph.results.rundir import RunDir
 from amorph.settings import RunSettings, differences, validate
 
@@ -43,6 +44,8 @@ def check_inputs(settings: RunSettings | None, out: Path, resume: bool = False, 
         RunDir.check_restartable(out)
     else:
         RunDir.check_writable(out, resume)
+    if Path(out).is_dir():
+        check_unlocked(out)  # a live run there: resuming or restarting it would write beside it
     check_potential_spec(settings.potential)
     check_sources(settings.databases)
     return settings, formula

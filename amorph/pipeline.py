@@ -42,12 +42,15 @@ from amorph.md.engine import Relaxer
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.md.relax import RelaxResult, invalid_reason
+from amorph.md.sanity import check_potential
 from amorph.melt_quench import melt_quench
 from amorph.motifs.subcells import extract_subcells, size_limit
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.references import collect
 from amorph.results import provenance
 from amorph.results import rundir as files
+from amorph.results.checkpoint import CHECKPOINT, RelaxCheckpoint
+from amorph.results.lock import RunLock
 from amorph.results.report import build_report
 from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
@@ -73,6 +76,7 @@ class Run:
     resume: bool = False
     gathered: list[Polymorph] | None = None  # from the --db sources, before prototypes
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what prepare() found, shown when the run starts
     _references: list[Polymorph] | None = None
 
     def references(self) -> list[Polymorph]:
@@ -103,9 +107,23 @@ def prepare(settings: RunSettings | None, out: Path, resume: bool = False, resta
     gathered = None
     if not (resume and RunDir(out).has(files.KNOWN_POLYMORPHS)):
         gathered = gather(formula.reduced, settings.databases)  # an unreachable source fails here, before any file
+    notes = []
+    if settings.potential_check:
+        known = gathered if gathered is not None else [Polymorph.from_dict(d) for d in RunDir(out).read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
+        if known:  # none: the prototypes will be relaxed with this very potential
+            notes.append(check_on_reference(potential, known, formula))
     if restart:
         RunDir(out).clear()
-    return Run(settings, formula, potential, RunDir(out), resume, gathered)
+    return Run(settings, formula, potential, RunDir(out), resume, gathered, notes=notes)
+
+
+def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], formula: Formula) -> str:
+    """Refuse, before any file is written, a potential that gives nonsense on the formula's reference
+    crystal (the ground state where a source marks one): wrong model weights load without an error."""
+    reference = next((p for p in polymorphs if p.ground_state), polymorphs[0])
+    atoms = AseAtomsAdaptor.get_atoms(reference.structure)
+    verdict = check_potential(potential.name, make_evaluator(potential).evaluate, atoms, f"{reference.name} {formula.reduced}")
+    return f"potential check on {reference.name}: {verdict.energy_per_atom:.3f} eV/atom, largest force {verdict.max_force:.3f} eV/A"
 
 
 def predict(
@@ -121,11 +139,19 @@ def predict(
 
 
 def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:
-    """The six stages, each skipped when resuming and its output already exists."""
+    """The six stages, each skipped when resuming and its output already exists; one process at a
+    time writes into the run folder (results.lock)."""
     run.out.create()
-    if not run.resume:
-        write_config(run)
-    for note in run.potential.notes:
+    with RunLock(run.out.path) as lock:
+        if not run.resume:
+            write_config(run)  # first, so that a run stopped at any later moment can be resumed
+        if lock.took_over is not None:
+            progress.note(f"took over the lock of process {lock.took_over.pid} on {lock.took_over.host}, which is gone")
+        return _stages(run, progress)
+
+
+def _stages(run: Run, progress: ProgressSink) -> dict[str, Any]:
+    for note in [*run.potential.notes, *run.notes]:
         progress.note(note)
     stages = [
         (files.KNOWN_POLYMORPHS, collect_references),
@@ -343,13 +369,25 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     rx, sc = run.settings.relax, run.settings.subcells
     progress.start(f"Relaxing {len(subcells)} subcells" + (" (stops when the answer is clear)" if sc.adaptive else ""), len(subcells))
     round_size = len(subcells) if not sc.adaptive else max(ADAPTIVE_MIN_ROUND, len(subcells) // ADAPTIVE_ROUNDS)
+    checkpoint = RelaxCheckpoint(run.out)
+    if checkpoint.resumed:
+        progress.note(f"resume: {checkpoint.resumed} subcells were relaxed before the stop ({CHECKPOINT})")
     with Relaxer(run.potential, rx.engine, rx.fmax, rx.max_steps, expected_cells=round_size) as relaxer:
         lowest = min(e.energy / len(a) for a, e in zip(replicas, relaxer.evaluator.evaluate(replicas)))
         floor = lowest - rx.energy_drop_limit
 
         def relax(cells: list[Atoms]) -> list[Atoms]:
-            results = relaxer.relax(cells, on_progress=progress.advance)
-            return [_judged(initial, result, rx.fusion_distance, floor) for initial, result in zip(cells, results)]
+            """Relax and judge the cells not in the checkpoint; every finished one goes into it."""
+            todo = [c for c in cells if int(c.info["subcell_id"]) not in checkpoint.done]
+            for _ in range(len(cells) - len(todo)):
+                progress.advance()
+
+            def finished(index: int, result: RelaxResult) -> None:
+                checkpoint.add(_judged(todo[index], result, rx.fusion_distance, floor))
+                progress.advance()
+
+            relaxer.relax(todo, on_done=finished)
+            return [checkpoint.done[int(c.info["subcell_id"])] for c in cells]
 
         if sc.adaptive:
             relaxed, sampling = relax_until_separated(subcells, relax, round_size, run.references(), run.rng(STREAM_BOOTSTRAP), progress)
@@ -359,6 +397,7 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     if sc.adaptive:
         run.out.write_json(files.SAMPLING, sampling)
     run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed, "extxyz")
+    checkpoint.remove()
 
 
 def relax_until_separated(

@@ -89,6 +89,7 @@ class RunSettings:
     seed: int = 0
     databases: tuple[str, ...] = DEFAULT_DATABASES  # --db sources of known polymorphs, in merge order
     rule: PredictionRule = DEFAULT_RULE  # --rule: which rule report.json's `prediction` follows
+    potential_check: bool = True  # evaluate the reference crystal before any MD (amorph.md.sanity)
     packing: PackingSettings = field(default_factory=PackingSettings)
     melt_quench: MeltQuenchSettings = field(default_factory=MeltQuenchSettings)
     subcells: SubcellSettings = field(default_factory=SubcellSettings)
@@ -107,6 +108,7 @@ class RunSettings:
             seed=data["seed"],
             databases=tuple(data.get("databases", DEFAULT_DATABASES)),
             rule=data.get("rule", "most-frequent"),  # a run from before --rule named the most frequent
+            potential_check=data.get("potential_check", True),
             packing=PackingSettings(**data["packing"]),
             melt_quench=MeltQuenchSettings(**data["melt_quench"]),
             subcells=SubcellSettings(**data["subcells"]),
@@ -264,6 +266,7 @@ _OTHER_OPTIONS = {
     "subcells.push_cut_contacts": "--keep-cut-contacts",
     "subcells.fit_polymorphs": "--n-max",
     "relax.engine": "--engine",
+    "potential_check": "--skip-potential-check",
 }
 
 
@@ -286,6 +289,9 @@ def _flat(settings: RunSettings) -> dict[str, Any]:
     return out
 
 
+NOT_RESULTS = frozenset({"preset", "potential_check"})  # a label and a check: neither changes what a run finds
+
+
 def differences(recorded: RunSettings, given: RunSettings) -> list[str]:
     """Every setting that differs between a run's config.json and the one asked for, as
     "--seed 0 -> 5". The preset's name is left out (only the values it sets count); everything
@@ -294,5 +300,5 @@ def differences(recorded: RunSettings, given: RunSettings) -> list[str]:
     return [
         f"{option_name(key)} {old.get(key)} -> {new.get(key)}"
         for key in sorted(set(old) | set(new))
-        if key != "preset" and old.get(key) != new.get(key)
+        if key not in NOT_RESULTS and old.get(key) != new.get(key)
     ]

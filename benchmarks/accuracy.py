@@ -131,7 +131,11 @@ def main() -> None:
         for seed in seeds:
             folder = base / f"{row.formula}-seed{seed}"
             error = "" if args.score_only else run_one(amorph, row, seed, args, folder, walls)
-            walls_file.write_text(json.dumps(walls, indent=1))
+            if not args.score_only and folder.name in walls:  # merged with what other processes wrote meanwhile
+                merged = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
+                merged[folder.name] = walls[folder.name]
+                walls = merged
+                walls_file.write_text(json.dumps(walls, indent=1))
             report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").is_file() else None
             answers = dict((report or {}).get("predictions", {}))
             answers["ground-state"] = ground_state_named(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -104,6 +105,9 @@ def predict(
             rich_help_panel=PANEL_SUB,
         ),
     ] = False,
+    skip_potential_check: Annotated[
+        bool, typer.Option(help="Do not check the potential on the formula's reference crystal before the melt-quench.")
+    ] = False,
     rule: Annotated[
         PredictionRule | None,
         typer.Option(
@@ -137,6 +141,8 @@ def predict(
         settings = replace(settings, databases=tuple(db))
     if rule:
         settings = replace(settings, rule=rule)
+    if skip_potential_check:
+        settings = replace(settings, potential_check=False)
     settings = override(settings, "packing", target_atoms=atoms, volume_factor=volume_factor)
     settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas)
     adaptive, budget = _budget(max_subcells)
@@ -172,12 +178,28 @@ def resume(
     _run_and_show(None, run_dir, True, False, quiet, as_json)
 
 
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM (a scheduler's preemption, `kill`): unwinds the run, so finished work is kept."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+_RUNNING: list[Path] = []  # the run folder being written, for the message after a stop
+
+
 def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, restart: bool, quiet: bool, as_json: bool) -> None:
     """Run (or continue) a prediction and print it: progress on stderr, tables and answer on stdout."""
     from amorph.cli.render import RichProgress, polymorph_table, prediction_line, rules_table, stderr, stdout
     from amorph.pipeline import execute, prepare
 
     run = prepare(settings, run_dir, resume=resume, restart=restart)
+    _RUNNING.append(run_dir)
     if quiet or as_json:
         from amorph.progress import SilentProgress
 
@@ -258,8 +280,15 @@ def main() -> None:
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
+    # Ctrl-C and SIGTERM raise Stopped, not KeyboardInterrupt: typer turns KeyboardInterrupt into a
+    # returned 130 that would end as exit code 0 here, and Stopped unwinds the same way (with-blocks
+    # release the run's lock, stop the worker processes and close the progress bars)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         app(standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt, Stopped) as stop:
+        _say_stopped(stop)
     except AmorphError as err:
         print(f"amorph: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -269,11 +298,17 @@ def main() -> None:
     except click_exceptions.UsageError as err:
         print(f"amorph: error: {err.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        print("amorph: interrupted", file=sys.stderr)
-        sys.exit(130)
     except typer.Exit as err:
         sys.exit(err.exit_code)
+
+
+def _say_stopped(stop: BaseException) -> None:
+    """One line: what stopped the run, where its finished work is and how to go on; 130 for Ctrl-C
+    (SIGINT), 143 for SIGTERM, as shells report them."""
+    signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+    where = f"; finished work is in {_RUNNING[-1]}: continue with `amorph resume {_RUNNING[-1]}`" if _RUNNING else ""
+    print(f"amorph: stopped by {signal.Signals(signum).name}{where}", file=sys.stderr)
+    sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -47,12 +47,9 @@ class Relaxer:
             self.pool.__exit__(kind, error, trace)
             self.pool = None
 
-    def relax(self, cells: Sequence[Atoms], on_progress: Callable[[], None] | None = None) -> list[RelaxResult]:
-        """Relax the cells (results in their order); on_progress() is called as each one finishes."""
+    def relax(self, cells: Sequence[Atoms], on_done: Callable[[int, RelaxResult], None] | None = None) -> list[RelaxResult]:
+        """Relax the cells (results in their order); on_done(index, result) is called as each one finishes."""
         pool = self.pool
         if pool is not None and worker_count(len(cells), self.potential.device, self.potential.name) >= pool.workers:
-            return relax_in_processes(
-                cells, self.potential.name, pool.workers, True, self.fmax, self.max_steps, on_progress=on_progress, pool=pool
-            )
-        tick = (lambda _index, _result: on_progress()) if on_progress is not None else None
-        return relax_many(cells, self.evaluator, self.fmax, self.max_steps, on_done=tick)
+            return relax_in_processes(cells, self.potential.name, pool.workers, True, self.fmax, self.max_steps, on_done=on_done, pool=pool)
+        return relax_many(cells, self.evaluator, self.fmax, self.max_steps, on_done=on_done)

@@ -20,6 +20,7 @@ import math
 import multiprocessing
 import os
 import queue
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -73,8 +74,11 @@ _FINISHED: Any = None  # in a worker: the queue its results go back on (given wh
 
 
 def _set_finished(results) -> None:
+    """Worker start: where results go; Ctrl-C reaches the whole process group, and the main process
+    alone handles it (the workers are stopped by it), so a worker does not print a traceback."""
     global _FINISHED
     _FINISHED = results
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _relax_chunk(cells: list[Atoms], first: int, potential_name: str, batched: bool, fmax: float, max_steps: int, threads: int) -> None:
@@ -112,7 +116,13 @@ class WorkerPool:
         self.pool = ProcessPoolExecutor(self.workers, self._context, initializer=_set_finished, initargs=(self.finished,))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            # stopped (Ctrl-C, SIGTERM, an error): a worker would otherwise finish its chunk first and
+            # hold the exit for a minute. ProcessPoolExecutor has no public way to stop running
+            # workers; its process table is the one handle there is.
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
         # the results are in; let the workers wind down (about 1 s) while this process goes on
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -124,14 +134,14 @@ def relax_in_processes(
     batched: bool,
     fmax: float,
     max_steps: int,
-    on_progress: Callable[[], None] | None = None,
+    on_done: Callable[[int, RelaxResult], None] | None = None,
     pool: WorkerPool | None = None,
 ) -> list[RelaxResult]:
     """Relax cells in `workers` processes (those of `pool` when given), chunk by chunk; input order kept.
-    on_progress() is called in this process each time a worker finishes a cell."""
+    on_done(index, result) is called in this process each time a worker finishes a cell."""
     if pool is None:
         with WorkerPool(workers) as fresh:
-            return relax_in_processes(cells, potential_name, workers, batched, fmax, max_steps, on_progress, fresh)
+            return relax_in_processes(cells, potential_name, workers, batched, fmax, max_steps, on_done, fresh)
     threads = max(1, cpu_workers() // workers)
     futures = [
         pool.pool.submit(_relax_chunk, list(cells[start:stop]), start, potential_name, batched, fmax, max_steps, threads)
@@ -149,6 +159,6 @@ def relax_in_processes(
             continue
         results[index] = result
         received += 1
-        if on_progress is not None:
-            on_progress()
+        if on_done is not None:
+            on_done(index, result)
     return [r for r in results if r is not None]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amorph.errors import AmorphError
+from amorph.results.lock import LOCK
 
 if TYPE_CHECKING:  # pandas and ase.io are imported where used: the CLI checks --out before loading them
     import pandas as pd
@@ -51,7 +52,7 @@ class RunDir:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise AmorphError(f"--out {path} exists and is not a directory")
-        if path.exists() and any(path.iterdir()) and not resume:
+        if path.exists() and any(p.name != LOCK for p in path.iterdir()) and not resume:  # a lock alone: checked by its holder
             raise AmorphError(f"--out {path} already holds files; choose a new folder or pass --resume")
         if resume and not (path / CONFIG).is_file():
             raise AmorphError(f"--resume: {path} holds no {CONFIG} of an earlier run")
@@ -72,7 +73,7 @@ class RunDir:
     def check_restartable(path: Path) -> None:
         """--restart empties a folder only when it is an amorph run (its config.json), or empty."""
         path = Path(path)
-        if path.is_dir() and any(path.iterdir()) and not (path / CONFIG).is_file():
+        if path.is_dir() and any(p.name != LOCK for p in path.iterdir()) and not (path / CONFIG).is_file():
             raise AmorphError(f"--restart: {path} holds no {CONFIG} of an amorph run; not removing what is in it")
         RunDir.check_writable(path, resume=path.is_dir() and (path / CONFIG).is_file())
 
@@ -83,7 +84,7 @@ class RunDir:
 
     def create(self) -> RunDir:
         try:
-            (self.path / PRODUCTS).mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)  # products/ comes with its first CIF
         except OSError as err:
             raise AmorphError(f"cannot create --out {self.path}: {err.strerror}") from None
         return self

@@ -230,7 +230,7 @@ def test_worker_processes_give_the_same_results(tiny_matgl_model):
     potential = load_potential(f"matgl:{tiny_matgl_model}", "cpu")
     cells = _rattled_cells(2)
     ticks = []
-    parallel = relax_in_processes(cells, potential.name, 2, True, 0.05, 30, on_progress=lambda: ticks.append(1))
+    parallel = relax_in_processes(cells, potential.name, 2, True, 0.05, 30, on_done=lambda _i, _r: ticks.append(1))
     inline = relax_many(cells, MatglEvaluator(potential, max_atoms=96), 0.05, 30)
     assert len(ticks) == len(cells)
     for a, b in zip(inline, parallel):
