@@ -36,26 +36,37 @@ class Formula:
         return sorted(el.symbol for el in self.composition.elements)
 
 
+MAX_ATOMS = 5000  # the most atoms a run may have (also --atoms); more in one formula unit cannot run
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """The user's text as an error line quotes it: on one line (control characters escaped) and short."""
+    quoted = f"'{text}'" if text.isprintable() else repr(text)
+    return quoted if len(quoted) <= limit else quoted[: limit - 5] + "...'"
+
+
 def parse_formula(text: str) -> Formula:
     """Parse a formula such as 'TiO2'; raise AmorphError for anything that is not a real compound."""
     cleaned = text.strip()
     if not cleaned or not any(ch.isalpha() for ch in cleaned):
-        raise AmorphError(f"'{text}' is not a chemical formula")
+        raise AmorphError(f"{shown(text)} is not a chemical formula")
     # pymatgen reads "Ti0O2" as O2, silently dropping the element: a zero amount is a typo
     for symbol, amount in re.findall(r"([A-Z][a-z]*)(\d+(?:\.\d*)?)", cleaned):
         if float(amount) == 0:
-            raise AmorphError(f"'{text}' gives {symbol} an amount of zero; leave it out or give a whole number of atoms")
+            raise AmorphError(f"{shown(text)} gives {symbol} an amount of zero; leave it out or give a whole number of atoms")
+        if float(amount) > MAX_ATOMS:
+            raise AmorphError(f"{shown(text)} asks for more than {MAX_ATOMS} atoms of {symbol} in one formula unit")
     try:
         comp = Composition(cleaned)
-    except (ValueError, KeyError) as err:
-        raise AmorphError(f"'{text}' is not a chemical formula ({err})") from None
+    except (ValueError, KeyError, OverflowError):  # pymatgen's message repeats the text, unescaped
+        raise AmorphError(f"{shown(text)} is not a chemical formula") from None
     if comp.num_atoms <= 0:
-        raise AmorphError(f"'{text}' is not a chemical formula")
+        raise AmorphError(f"{shown(text)} is not a chemical formula")
     for el in comp.elements:
         if not isinstance(el, Element) or el.Z > 103:
-            raise AmorphError(f"'{text}' is not a chemical formula: unknown element {getattr(el, 'symbol', el)}")
+            raise AmorphError(f"{shown(text)} is not a chemical formula: unknown element {getattr(el, 'symbol', el)}")
     if any(abs(amt - round(amt)) > 1e-6 for amt in comp.values()):
-        raise AmorphError(f"'{text}' has fractional amounts; give whole numbers of atoms")
+        raise AmorphError(f"{shown(text)} has fractional amounts; give whole numbers of atoms")
     reduced, _ = comp.get_reduced_composition_and_factor()
     return Formula(text=cleaned, composition=reduced)
 

@@ -15,6 +15,7 @@ first stage whose output is missing.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -37,7 +38,7 @@ from amorph.matching.sources import gather
 from amorph.matching.statistics import separation, share_intervals
 from amorph.matching.symmetry import Symmetry, find_symmetry, primitive_size
 from amorph.md.batched_md import batch_replicas, replica_rngs, run_replicas
-from amorph.md.dynamics import MDLogRow
+from amorph.md.dynamics import Guard, MDLogRow
 from amorph.md.engine import Relaxer
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import LoadedPotential, load_potential
@@ -119,11 +120,22 @@ def prepare(settings: RunSettings | None, out: Path, resume: bool = False, resta
 
 def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], formula: Formula) -> str:
     """Refuse, before any file is written, a potential that gives nonsense on the formula's reference
-    crystal (the ground state where a source marks one): wrong model weights load without an error."""
-    reference = next((p for p in polymorphs if p.ground_state), polymorphs[0])
-    atoms = AseAtomsAdaptor.get_atoms(reference.structure)
-    verdict = check_potential(potential.name, make_evaluator(potential).evaluate, atoms, f"{reference.name} {formula.reduced}")
-    return f"potential check on {reference.name}: {verdict.energy_per_atom:.3f} eV/atom, largest force {verdict.max_force:.3f} eV/A"
+    crystal: the ground state where a source marks one, else every known polymorph in turn until one
+    passes (a user's file may hold a strained cell, which is no fault of the potential). Wrong model
+    weights load without an error."""
+    marked = [p for p in polymorphs if p.ground_state]
+    candidates = marked or polymorphs
+    evaluate = make_evaluator(potential).evaluate
+    for k, reference in enumerate(candidates):
+        atoms = AseAtomsAdaptor.get_atoms(reference.structure)
+        try:
+            verdict = check_potential(potential.name, evaluate, atoms, f"{reference.name} {formula.reduced}")
+        except AmorphError:
+            if k == len(candidates) - 1:
+                raise
+            continue
+        return f"potential check on {reference.name}: {verdict.energy_per_atom:.3f} eV/atom, largest force {verdict.max_force:.3f} eV/A"
+    raise AssertionError("unreachable: candidates is never empty")
 
 
 def predict(
@@ -222,6 +234,11 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     )
 
 
+def invalid_kind(reason: str) -> str:
+    """A reason without its numbers ("atoms fused (0.41 A)" -> "atoms fused"), to count them by kind."""
+    return reason.split(" (")[0]
+
+
 def check_reachable(polymorphs: list[Polymorph], n_max: int, formula: str, progress: ProgressSink) -> None:
     """Say, before any MD, which known polymorphs no subcell can become: a subcell of N atoms can only
     relax into a crystal whose primitive cell fits in it, so one of more than --n-max atoms is out of
@@ -264,8 +281,10 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     )
     rngs = replica_rngs(run.settings.seed, STREAM_MD, len(starts))
 
+    guards = [Guard(run.settings.relax.fusion_distance) for _ in starts]
+
     def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list[MDLogRow]]:
-        return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance())
+        return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance(), guard=guards[k])
 
     if run.settings.relax.engine == "batched":  # forces from the batched evaluator, replicas together on a GPU
         together = batch_replicas(len(starts), run.potential.device)
@@ -278,6 +297,11 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
         rows += [{"replica": k} | asdict(row) for row in log]
         amorphous.info["replica"] = k
         frames.append(amorphous)
+    faults = [{"replica": k} | asdict(f) for k, guard in enumerate(guards) for f in guard.faults]
+    for f in faults:
+        progress.note(f"melt-quench, replica {f['replica']}: {f['cause']} at step {f['step']}; went back and on at {f['timestep_fs']:g} fs")
+    if faults:
+        run.out.write_json(files.MELT_QUENCH_FAULTS, faults)
     run.out.write_csv(files.MELT_QUENCH_LOG, pd.DataFrame(rows))
     run.out.write_atoms(files.AMORPHOUS_CIF, frames, "cif")
     run.out.write_atoms(files.AMORPHOUS_XYZ, frames, "extxyz")
@@ -528,6 +552,7 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         seconds_per_subcell=relax_seconds / len(records) if relax_seconds and records else None,
         n_subcells=len(records),
         n_valid=len(valid),
+        invalid=dict(Counter(invalid_kind(r.reason) for r in records if not r.valid).most_common()),
         replicas=run.settings.melt_quench.replicas,
         sampling=run.out.read_json(files.SAMPLING) if run.out.has(files.SAMPLING) else {"mode": "fixed", "relaxed": len(records)},
         potential=config["potential"]["used"],

@@ -239,7 +239,10 @@ def compare(
     from amorph.settings import DEFAULT_DATABASES
 
     flag("--fmax").check(fmax)
-    as_run = Path(target).is_dir()
+    try:
+        as_run = Path(target).is_dir()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL: no folder
+        as_run = False
     sources = tuple(db) if db else DEFAULT_DATABASES
     if as_run:
         dest = RunDir(Path(target))
@@ -283,8 +286,15 @@ def main() -> None:
     # Ctrl-C and SIGTERM raise Stopped, not KeyboardInterrupt: typer turns KeyboardInterrupt into a
     # returned 130 that would end as exit code 0 here, and Stopped unwinds the same way (with-blocks
     # release the run's lock, stop the worker processes and close the progress bars)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _main()
+    finally:  # called in-process (tests, notebooks): leave the caller's handlers as they were
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main() -> None:
     try:
         app(standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt, Stopped) as stop:

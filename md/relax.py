@@ -53,10 +53,20 @@ def _detached(atoms: Atoms) -> Atoms:
     return atoms
 
 
-def fusion_thresholds(numbers: np.ndarray, fusion_distance: float) -> np.ndarray:
-    """Per element pair: min(fusion_distance, 0.6 x sum of covalent radii), indexed by Z."""
+def fusion_thresholds(numbers: np.ndarray, fusion_distance: float, scale: float = 1.0) -> np.ndarray:
+    """Per element pair: scale x min(fusion_distance, 0.6 x sum of covalent radii), indexed by Z."""
     radii = covalent_radii
-    return np.minimum(fusion_distance, 0.6 * (radii[:, None] + radii[None, :]))
+    return scale * np.minimum(fusion_distance, 0.6 * (radii[:, None] + radii[None, :]))
+
+
+def fused_distance(atoms: Atoms, fusion_distance: float, scale: float = 1.0) -> float | None:
+    """The closest distance of a pair nearer than its fusion threshold (fusion_thresholds), or None."""
+    table = fusion_thresholds(atoms.numbers, fusion_distance, scale)
+    present = np.unique(atoms.numbers)
+    cutoff = float(table[np.ix_(present, present)].max())
+    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    too_close = d < table[atoms.numbers[i], atoms.numbers[j]]
+    return float(d[too_close].min()) if np.any(too_close) else None
 
 
 def invalid_reason(
@@ -81,13 +91,9 @@ def invalid_reason(
     volume = abs(atoms.get_volume())
     if not (initial_volume / 4 < volume < initial_volume * 4):
         return f"blew up (volume {initial_volume:.1f} -> {volume:.1f} A^3)"
-    table = fusion_thresholds(atoms.numbers, fusion_distance)
-    present = np.unique(atoms.numbers)
-    cutoff = float(table[np.ix_(present, present)].max())
-    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
-    too_close = d < table[atoms.numbers[i], atoms.numbers[j]]
-    if np.any(too_close):
-        return f"atoms fused ({float(d[too_close].min()):.2f} A)"
+    fused = fused_distance(atoms, fusion_distance)
+    if fused is not None:
+        return f"atoms fused ({fused:.2f} A)"
     per_atom = result.final_energy / len(atoms)
     if per_atom < energy_floor_per_atom:
         return f"energy {per_atom:.2f} eV/atom below sanity floor {energy_floor_per_atom:.2f}"

@@ -123,6 +123,7 @@ def build_report(
     seconds_per_subcell: float | None,
     n_subcells: int,
     n_valid: int,
+    invalid: dict[str, int],
     replicas: int,
     sampling: dict[str, Any],
     potential: str,
@@ -142,6 +143,7 @@ def build_report(
         "polymorphs": [r.to_dict() for r in rows],
         "n_subcells": n_subcells,
         "n_valid": n_valid,
+        "invalid": dict(invalid),  # invalid subcells by reason (subcells.csv has each one's)
         "replicas": replicas,
         "sampling": sampling,
         "potential": potential,

@@ -27,6 +27,7 @@ CONFIG = "config.json"
 KNOWN_POLYMORPHS = "known_polymorphs.json"
 START = "start.extxyz"
 MELT_QUENCH_LOG = "melt_quench.csv"
+MELT_QUENCH_FAULTS = "melt_quench_faults.json"  # faults met and recovered from, when any
 AMORPHOUS_CIF = "amorphous.cif"
 AMORPHOUS_XYZ = "amorphous.extxyz"
 SUBCELLS_INITIAL = "subcells_initial.extxyz"

@@ -43,6 +43,7 @@ def test_smoke_run_writes_every_report(cu_smoke_run):
     # the default rule: the known polymorph of lowest energy per atom among the products
     assert report["prediction"]["energy_per_atom"] == min(p["lowest_energy_per_atom"] for p in known)
     assert sum(p["count"] for p in report["polymorphs"]) == report["n_valid"]
+    assert sum(report["invalid"].values()) == report["n_subcells"] - report["n_valid"]  # counted by reason
 
     poly = pd.read_csv(out / "polymorphs.csv")
     assert list(poly.columns[:3]) == ["name", "known", "formula"]
@@ -138,9 +139,11 @@ def test_quiet_prints_only_the_prediction(cli, tmp_path):
 
 def test_matgl_path_end_to_end(cli, tmp_path, tiny_matgl_model):
     out = tmp_path / "matgl"
+    # the random tiny model is no physical potential: at 2000 K it lets Cu atoms fuse (1.49 A), which the
+    # melt-quench guard rightly refuses; at 400 K it holds together for these ten steps
     code, stdout, stderr = cli("predict", "Cu", "--potential", f"matgl:{tiny_matgl_model}", "--device", "cpu",
-                               "--preset", "smoke", "--atoms", "8", "--md-steps", "10", "--max-subcells", "4",
-                               "--relax-steps", "20", "--out", str(out), "--json")
+                               "--preset", "smoke", "--atoms", "8", "--md-steps", "10", "--t-high", "400",
+                               "--max-subcells", "4", "--relax-steps", "20", "--out", str(out), "--json")
     assert code == 0, stderr
     report = json.loads(stdout)
     assert report["potential"].startswith("matgl:") and report["n_subcells"] == 4
