@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from amorph.matching.rules import RULES
+from amorph.settings import DEFAULT_RULE
 
 WALL_TIMES = "wall_times.json"
 
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--potential", default="chgnet")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--out", type=Path, default=Path("amorph-runs/accuracy"))
-    parser.add_argument("--rule", default="most-frequent", choices=list(RULES))
+    parser.add_argument("--rule", default=DEFAULT_RULE, choices=list(RULES))
     parser.add_argument("--only", default="", help="comma-separated formulas to run (default: every row)")
     parser.add_argument("--score-only", action="store_true", help="score the runs already in --out; start none")
     # everything after `--` goes to `amorph predict` as it is (argparse's own "--" handling drops
