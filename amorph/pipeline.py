@@ -108,14 +108,14 @@ def prepare(settings: RunSettings | None, out: Path, resume: bool = False, resta
     gathered = None
     if not (resume and RunDir(out).has(files.KNOWN_POLYMORPHS)):
         gathered = gather(formula.reduced, settings.databases)  # an unreachable source fails here, before any file
-    notes = []
+    run = Run(settings, formula, potential, RunDir(out), resume, gathered)
     if settings.potential_check:
-        known = gathered if gathered is not None else [Polymorph.from_dict(d) for d in RunDir(out).read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
+        known = gathered if gathered is not None else run.references()  # resumed: stage 0's
         if known:  # none: the prototypes will be relaxed with this very potential
-            notes.append(check_on_reference(potential, known, formula))
+            run.notes.append(check_on_reference(potential, known, formula))
     if restart:
-        RunDir(out).clear()
-    return Run(settings, formula, potential, RunDir(out), resume, gathered, notes=notes)
+        run.out.clear()
+    return run
 
 
 def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], formula: Formula) -> str:
@@ -123,19 +123,20 @@ def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], 
     crystal: the ground state where a source marks one, else every known polymorph in turn until one
     passes (a user's file may hold a strained cell, which is no fault of the potential). Wrong model
     weights load without an error."""
-    marked = [p for p in polymorphs if p.ground_state]
-    candidates = marked or polymorphs
     evaluate = make_evaluator(potential).evaluate
-    for k, reference in enumerate(candidates):
+
+    def checked(reference: Polymorph) -> str:
         atoms = AseAtomsAdaptor.get_atoms(reference.structure)
-        try:
-            verdict = check_potential(potential.name, evaluate, atoms, f"{reference.name} {formula.reduced}")
-        except AmorphError:
-            if k == len(candidates) - 1:
-                raise
-            continue
+        verdict = check_potential(potential.name, evaluate, atoms, f"{reference.name} {formula.reduced}")
         return f"potential check on {reference.name}: {verdict.energy_per_atom:.3f} eV/atom, largest force {verdict.max_force:.3f} eV/A"
-    raise AssertionError("unreachable: candidates is never empty")
+
+    candidates = [p for p in polymorphs if p.ground_state] or polymorphs
+    for reference in candidates[:-1]:
+        try:
+            return checked(reference)
+        except AmorphError:
+            continue
+    return checked(candidates[-1])  # its failure is the error
 
 
 def predict(
