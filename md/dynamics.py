@@ -59,9 +59,9 @@ FUSED_INSTANT = 0.5  # x the fusion distance: fused at once
 class MDFault(Exception):
     """A melt-quench that kept failing after MAX_HALVINGS halvings of its time step."""
 
-    def __init__(self, step: int, cause: str, log: list[MDLogRow]):
+    def __init__(self, step: int, cause: str):
         super().__init__(f"step {step}: {cause}")
-        self.step, self.cause, self.log = step, cause, log
+        self.step, self.cause = step, cause
 
 
 @dataclass
@@ -179,7 +179,7 @@ def run_nvt_schedule(
         if fault is not None:
             if halvings == MAX_HALVINGS:
                 atoms.set_constraint()
-                raise MDFault(step + 1, fault, log)
+                raise MDFault(step + 1, fault)
             halvings += 1
             guard.faults.append(FaultRecord(step + 1, fault, timestep_fs / 2**halvings))
             atoms.set_positions(good.positions, apply_constraint=False)

@@ -74,10 +74,8 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                found = holder(self.path.parent)
-                if found is not None and found.alive() and found.pid != os.getpid():
-                    check_unlocked(self.path.parent)  # raises, naming the holder
-                self.took_over = found
+                check_unlocked(self.path.parent)  # a live holder: refused, by name
+                self.took_over = holder(self.path.parent)
                 self.path.unlink(missing_ok=True)  # a dead process's (or an unreadable) lock
                 continue
             with os.fdopen(fd, "w") as handle:
