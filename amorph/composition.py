@@ -45,11 +45,18 @@ def shown(text: str, limit: int = 60) -> str:
     return quoted if len(quoted) <= limit else quoted[: limit - 5] + "...'"
 
 
+SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")  # TiO₂ as pasted from a paper
+ADDUCT_DOTS = "·•∙⋅*"  # CuSO4·5H2O: a hydrate or adduct, one formula plus whole multiples of others
+
+
 def parse_formula(text: str) -> Formula:
-    """Parse a formula such as 'TiO2'; raise AmorphError for anything that is not a real compound."""
-    cleaned = text.strip()
+    """Parse a formula such as 'TiO2', 'Ca(OH)2', 'TiO₂' or 'CuSO4·5H2O' (read as CuSO9H10); raise
+    AmorphError for anything that is not a real compound."""
+    cleaned = text.strip().translate(SUBSCRIPTS)
     if not cleaned or not any(ch.isalpha() for ch in cleaned):
         raise AmorphError(f"{shown(text)} is not a chemical formula")
+    if re.search(r"\d[eE][+-]?\d", cleaned):  # pymatgen would read Cu1e3 as Cu1000
+        raise AmorphError(f"{shown(text)} is not a chemical formula: amounts are whole numbers, not powers of ten")
     # pymatgen reads "Ti0O2" as O2, silently dropping the element: a zero amount is a typo
     for symbol, amount in re.findall(r"([A-Z][a-z]*)(\d+(?:\.\d*)?)", cleaned):
         if float(amount) == 0:
@@ -57,7 +64,7 @@ def parse_formula(text: str) -> Formula:
         if float(amount) > MAX_ATOMS:
             raise AmorphError(f"{shown(text)} asks for more than {MAX_ATOMS} atoms of {symbol} in one formula unit")
     try:
-        comp = Composition(cleaned)
+        comp = _composition(cleaned)
     except (ValueError, KeyError, OverflowError):  # pymatgen's message repeats the text, unescaped
         raise AmorphError(f"{shown(text)} is not a chemical formula") from None
     if comp.num_atoms <= 0:
@@ -66,9 +73,26 @@ def parse_formula(text: str) -> Formula:
         if not isinstance(el, Element) or el.Z > 103:
             raise AmorphError(f"{shown(text)} is not a chemical formula: unknown element {getattr(el, 'symbol', el)}")
     if any(abs(amt - round(amt)) > 1e-6 for amt in comp.values()):
-        raise AmorphError(f"{shown(text)} has fractional amounts; give whole numbers of atoms")
+        hint = " (a hydrate is written with '·': CuSO4·5H2O)" if "." in cleaned else ""
+        raise AmorphError(f"{shown(text)} has fractional amounts; give whole numbers of atoms{hint}")
+    if comp.num_atoms > MAX_ATOMS:
+        raise AmorphError(f"{shown(text)} has more than {MAX_ATOMS} atoms in one formula unit")
     reduced, _ = comp.get_reduced_composition_and_factor()
     return Formula(text=cleaned, composition=reduced)
+
+
+def _composition(cleaned: str) -> Composition:
+    """pymatgen's reading of the formula, with adducts (A·nB) summed part by part, which it does not do."""
+    parts = re.split(f"[{re.escape(ADDUCT_DOTS)}]", cleaned)
+    total = Composition()
+    for k, part in enumerate(parts):
+        count, rest = re.fullmatch(r"\s*([0-9]*)\s*(.*?)\s*", part, flags=re.DOTALL).groups()  # type: ignore[union-attr]
+        if k == 0 and count or not rest:  # "2TiO2" or "TiO2·": not a formula
+            raise ValueError(part)
+        if count and int(count) == 0:
+            raise AmorphError(f"{shown(cleaned)} adds zero of {rest}; leave it out or give a whole number")
+        total += Composition(rest) * int(count or 1)
+    return total
 
 
 def number_of_atoms(formula: Formula, target: int) -> int:

@@ -6,3 +6,8 @@ class AmorphError(Exception):
 
     Anything else that escapes is a bug and keeps its traceback.
     """
+
+
+class AmorphWarning(UserWarning):
+    """Something the user should know that does not stop the run (a database file that could not be
+    read, for example): the CLI prints it as one line, `amorph: warning: ...`."""

@@ -57,7 +57,7 @@ from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
 from amorph.results.subcells import SubcellRecord, read_records
 from amorph.settings import RunSettings
-from amorph.start import reference_volume, start_structure
+from amorph.start import check_room, reference_volume, start_structure
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
@@ -108,6 +108,7 @@ def prepare(settings: RunSettings | None, out: Path, resume: bool = False, resta
     gathered = None
     if not (resume and RunDir(out).has(files.KNOWN_POLYMORPHS)):
         gathered = gather(formula.reduced, settings.databases)  # an unreachable source fails here, before any file
+        check_room(formula, settings.packing, gathered)
     run = Run(settings, formula, potential, RunDir(out), resume, gathered)
     if settings.potential_check:
         known = gathered if gathered is not None else run.references()  # resumed: stage 0's

@@ -202,7 +202,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--volume-factor", "packing", "volume_factor", "Starting cell volume over the ground-state crystal's (the paper: 1.15)"),
     Flag("--t-high", "melt_quench", "t_high", "Melt temperature", "K"),
     Flag("--t-low", "melt_quench", "t_low", "Quench temperature", "K"),
-    Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps per stage (hold hot, ramp, hold cold)", rule="non-negative"),
+    Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps per stage (hold hot, ramp, hold cold)", rule="positive"),
     Flag("--timestep", "melt_quench", "timestep", "MD time step", "fs"),
     Flag("--replicas", "melt_quench", "replicas", "Independent melt-quench runs, batched together; subcells pooled"),
     Flag("friction", "melt_quench", "friction", "Langevin friction", "1/fs", cli=False),

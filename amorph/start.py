@@ -8,8 +8,9 @@ import numpy as np
 from ase import Atoms
 
 from amorph.composition import Formula, number_of_atoms, volume_per_atom_from_radii
+from amorph.errors import AmorphError
 from amorph.matching.polymorph import Polymorph
-from amorph.packing import random_packing
+from amorph.packing import CONTACT_FRACTION, random_packing
 from amorph.settings import PackingSettings
 
 
@@ -30,10 +31,26 @@ def reference_volume(formula: Formula, polymorphs: list[Polymorph]) -> Reference
     return ReferenceVolume(volume_per_atom_from_radii(formula), "estimate from covalent radii")
 
 
+def check_room(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> None:
+    """Refuse a starting cell too small for its atoms (a tiny --volume-factor), before any work: the
+    atoms' contact spheres (packing.CONTACT_FRACTION of their covalent radii) cannot fill more of
+    space than a dense random packing does, so no push could part them and the MD would blow up."""
+    n_atoms = number_of_atoms(formula, settings.target_atoms)
+    reference = reference_volume(formula, polymorphs)
+    volume = settings.volume_factor * reference.per_atom * n_atoms
+    needed = CONTACT_FRACTION**3 * volume_per_atom_from_radii(formula) * n_atoms
+    if volume < needed:
+        raise AmorphError(
+            f"--volume-factor {settings.volume_factor:g} makes a cell of {volume:.0f} A^3, too small for its {n_atoms} atoms "
+            f"(they need at least {needed:.0f} A^3: a volume factor of at least {needed / volume * settings.volume_factor:.2f})"
+        )
+
+
 def start_structure(
     formula: Formula, settings: PackingSettings, rng: np.random.Generator, polymorphs: list[Polymorph]
 ) -> tuple[Atoms, ReferenceVolume]:
     """Random cubic cell of ~target_atoms atoms at volume_factor x the reference crystal volume."""
+    check_room(formula, settings, polymorphs)  # again: the reference may have come from relaxed prototypes
     n_atoms = number_of_atoms(formula, settings.target_atoms)
     reference = reference_volume(formula, polymorphs)
     atoms = random_packing(formula, n_atoms, settings.volume_factor * reference.per_atom * n_atoms, rng)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -275,23 +275,42 @@ def compare(
 
 def main() -> None:
     """Console entry point: every user error is one line on stderr and exit code 2."""
-    # Libraries (chgnet, matgl, pymatgen, torch) warn about their own internals on every call; a user
-    # reading the terminal cannot act on those. `python -W` or PYTHONWARNINGS still shows them.
-    if not sys.warnoptions:
-        import warnings
+    import warnings
 
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
     # Ctrl-C and SIGTERM raise Stopped, not KeyboardInterrupt: typer turns KeyboardInterrupt into a
     # returned 130 that would end as exit code 0 here, and Stopped unwinds the same way (with-blocks
     # release the run's lock, stop the worker processes and close the progress bars)
     previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _main()
-    finally:  # called in-process (tests, notebooks): leave the caller's handlers as they were
+        with warnings.catch_warnings():  # called in-process (tests, notebooks): the caller's filters come back
+            _set_warnings()
+            _main()
+    finally:  # and so do the caller's signal handlers
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _set_warnings() -> None:
+    """Libraries (chgnet, matgl, pymatgen, torch) warn about their own internals on every call; a user
+    reading the terminal cannot act on those, so they are hidden unless `python -W` or PYTHONWARNINGS
+    asks for them. amorph's own warnings (errors.AmorphWarning) are always shown, one line each."""
+    import warnings
+
+    from amorph.errors import AmorphWarning
+
+    if not sys.warnoptions:
+        for category in (UserWarning, DeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", category)
+    warnings.filterwarnings("always", category=AmorphWarning)
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, AmorphWarning):
+            print(f"amorph: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _main() -> None:

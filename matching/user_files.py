@@ -8,10 +8,11 @@ same way as `name` (true/false). Space groups are found with the same tolerance 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amorph.errors import AmorphError
+from amorph.errors import AmorphError, AmorphWarning
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -58,11 +59,20 @@ def _frames(path: Path) -> list[tuple[str, Atoms]]:
         try:
             frames = read(file, index=":")
         except Exception as exc:  # ASE raises many types for malformed files
-            raise AmorphError(f"--db {path}: cannot read {file.name}: {exc}".splitlines()[0]) from exc
+            # one bad file in a folder of many should not stop the run: skip it and say which
+            _skip(path, file, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            continue
+        if not frames:
+            _skip(path, file, "no structure in it")
+            continue
         for k, atoms in enumerate(frames):
             default = file.stem if len(frames) == 1 else f"{file.stem}-{k + 1}"
             out.append((str(atoms.info.get("name", default)), atoms))
     return out
+
+
+def _skip(folder: Path, file: Path, why: str) -> None:
+    warnings.warn(AmorphWarning(f"--db {folder}: skipped {file.name}: {why}"), stacklevel=3)
 
 
 def user_polymorphs(path: Path, formula: str) -> list[Polymorph]:

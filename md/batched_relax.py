@@ -21,7 +21,7 @@ from ase import Atoms
 from amorph.md.evaluators import BatchEvaluator, new_keys
 from amorph.md.fire import FireState
 from amorph.md.inflight import InFlightQueue
-from amorph.md.relax import RelaxResult
+from amorph.md.relax import VOLUME_LIMIT, RelaxResult
 from amorph.md.state import BatchResult, CellBatch, cell_starts
 
 
@@ -99,7 +99,9 @@ def relax_many(
         worst = state.max_force(atom_rows, cell_rows)
         finite = torch.isfinite(evaluation.energies) & torch.isfinite(worst)
         converged = worst < fmax
-        done = converged | (state.steps >= max_steps) | ~finite
+        swelling = torch.linalg.det(batch.cells).abs() / torch.linalg.det(state.cell0).abs()
+        ran_away = (swelling <= 1 / VOLUME_LIMIT) | (swelling >= VOLUME_LIMIT)  # invalid_reason names it
+        done = converged | (state.steps >= max_steps) | ~finite | ran_away
         if bool(done.any()):
             finished = state.select(done)
             for cell_id, result in _finished(cells, finished, batch.select(done), evaluation, errors, done, converged, finite):

@@ -30,6 +30,16 @@ class RelaxResult:
         return len(self.atoms)
 
 
+# A relaxation whose cell grows or shrinks more than this factor in volume has blown up: both engines
+# stop it at the step it happens (a collapsing cell's neighbour list would grow without bound) and
+# invalid_reason marks it.
+VOLUME_LIMIT = 4.0
+
+
+class _VolumeRanAway(Exception):
+    """Raised by the per-step watch in `relax`, to stop FIRE there."""
+
+
 def relax(atoms: Atoms, calculator: Calculator, fmax: float, max_steps: int) -> RelaxResult:
     """FIRE on atoms and cell (Frechet cell filter, so the cell and the atoms share one force scale)."""
     atoms = atoms.copy()
@@ -39,9 +49,18 @@ def relax(atoms: Atoms, calculator: Calculator, fmax: float, max_steps: int) -> 
     except Exception as err:  # a potential that cannot even evaluate the start
         return RelaxResult(atoms, math.nan, math.nan, 0, False, f"{type(err).__name__}: {err}")
     opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+    volume0 = abs(atoms.get_volume())
+
+    def watch_volume() -> None:
+        if not volume0 / VOLUME_LIMIT < abs(atoms.get_volume()) < volume0 * VOLUME_LIMIT:
+            raise _VolumeRanAway
+
+    opt.attach(watch_volume, interval=1)
     try:
         converged = bool(opt.run(fmax=fmax, steps=max_steps))
         final = float(atoms.get_potential_energy())
+    except _VolumeRanAway:  # invalid_reason names it from the volume
+        return RelaxResult(_detached(atoms), initial, float(atoms.get_potential_energy()), opt.nsteps, False)
     except Exception as err:  # keep the failure as a result; never lose the subcell
         return RelaxResult(_detached(atoms), initial, math.nan, opt.nsteps, False, f"{type(err).__name__}: {err}")
     return RelaxResult(_detached(atoms), initial, final, opt.nsteps, converged)
@@ -78,7 +97,7 @@ def invalid_reason(
     """Why a relaxed subcell cannot be trusted, or "" when it can.
 
     Checks, in order: the relaxation raised; energy not finite; cell or positions not finite or
-    the volume changed more than 4x either way (blew up); two atoms fused; energy below the
+    the volume changed more than VOLUME_LIMIT-fold either way (blew up); two atoms fused; energy below the
     sanity floor (a hole in the potential); energy went up.
     """
     if result.error:
@@ -89,7 +108,7 @@ def invalid_reason(
     if not (np.all(np.isfinite(atoms.positions)) and np.all(np.isfinite(atoms.cell.array))):
         return "blew up (non-finite coordinates)"
     volume = abs(atoms.get_volume())
-    if not (initial_volume / 4 < volume < initial_volume * 4):
+    if not (initial_volume / VOLUME_LIMIT < volume < initial_volume * VOLUME_LIMIT):
         return f"blew up (volume {initial_volume:.1f} -> {volume:.1f} A^3)"
     fused = fused_distance(atoms, fusion_distance)
     if fused is not None:

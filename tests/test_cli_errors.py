@@ -11,6 +11,27 @@ FAST = ["--potential", "emt", "--preset", "smoke"]
     "args,needle",
     [
         (["predict", "Xx2", *FAST], "not a chemical formula"),
+        (["predict", "", *FAST], "not a chemical formula"),
+        (["predict", "cu", *FAST], "not a chemical formula"),
+        (["predict", "Cu0.5Au", *FAST], "fractional amounts"),
+        (["predict", "Cu-2Au", *FAST], "not a chemical formula"),
+        (["predict", "Cu2+", *FAST], "not a chemical formula"),
+        (["predict", "Cu(OH)2", *FAST], "does not cover element(s) H, O"),
+        (["predict", "CuSO4·5H2O", *FAST], "CuH10SO9 (21 atoms each)"),  # read as one formula
+        (["predict", "Cu₂Au", *FAST, "--atoms", "6000"], "--atoms 6000"),
+        (["predict", "Cü", *FAST], "not a chemical formula"),
+        (["predict", "Cu" * 5000, *FAST, "--atoms", "6000"], "--atoms 6000"),
+        (["predict", "Cu" * 5000 + "Xx", *FAST], "...'"),
+        (["predict", "Cu", *FAST, "--md-steps", "0"], "--md-steps must be a positive number"),
+        (["predict", "Cu", *FAST, "--relax-steps", "0"], "--relax-steps must be a positive number"),
+        (["predict", "Cu", *FAST, "--t-high", "0"], "--t-high must be a positive number"),
+        (["predict", "Cu", *FAST, "--t-low", "-5"], "--t-low must be a positive number"),
+        (["predict", "Cu", *FAST, "--atoms", "6000"], "--atoms 6000"),
+        (["predict", "Cu", *FAST, "--volume-factor", "0.3"], "too small for its 32 atoms"),
+        (["predict", "Cu", *FAST, "--volume-factor", "nan"], "--volume-factor must be a positive number"),
+        (["predict", "Cu", *FAST, "--db", "/nonexistent/refs"], "no such folder or file"),
+        (["predict", "Cu", *FAST, "--db", __file__], "expected a folder of structure files or an ASE database"),
+        (["predict", "Cu", *FAST, "--db", os.path.dirname(os.path.dirname(__file__)) + "/docs"], "no CIF, POSCAR or extxyz files"),
         (["predict", "TiO2", *FAST], "does not cover element(s) O, Ti"),
         (["predict", "Cu", *FAST, "--md-steps", "-5"], "--md-steps"),
         (["predict", "Cu", *FAST, "--t-low", "2500"], "--t-low"),
@@ -78,3 +99,25 @@ def test_existing_results_are_never_overwritten(cli, tmp_path):
     assert code == 2 and "already holds files" in stderr
     assert (out / "report.json").read_text() == '{"earlier": true}'
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--resume", "--md-steps", "0"],
+        ["--resume", "--seed", "5"],
+        ["--resume", "--volume-factor", "0.1"],
+        ["--db", "/nonexistent/refs"],
+        ["--atoms", "-1"],
+        [],  # no --resume: the folder already holds a run
+    ],
+)
+def test_bad_input_leaves_an_earlier_run_untouched(cli, tmp_path, cu_smoke_run, args):
+    import shutil
+
+    run = tmp_path / "earlier"
+    shutil.copytree(cu_smoke_run[0], run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    code, _, stderr = cli("predict", "Cu", *FAST, "--seed", "0", "--out", str(run), *args)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -7,7 +7,19 @@ from amorph.packing import minimum_contact_ratio, random_packing
 
 
 @pytest.mark.parametrize(
-    "text,reduced,n_unit", [("TiO2", "TiO2", 3), ("Ti2O4", "TiO2", 3), ("Al2O3", "Al2O3", 5), ("Cu", "Cu", 1), ("O2Ti", "TiO2", 3)]
+    "text,reduced,n_unit",
+    [
+        ("TiO2", "TiO2", 3),
+        ("Ti2O4", "TiO2", 3),
+        ("Al2O3", "Al2O3", 5),
+        ("Cu", "Cu", 1),
+        ("O2Ti", "TiO2", 3),
+        ("TiO₂", "TiO2", 3),  # subscripts, as pasted from a paper
+        ("Ca(OH)2", "Ca(HO)2", 5),
+        ("CuSO4·5H2O", "CuH10SO9", 21),  # a hydrate: the parts summed
+        ("CuSO4*5H2O", "CuH10SO9", 21),
+        ("Al2(SO4)3·18H2O", "Al2H36(SO10)3", 5 + 12 + 54),
+    ],
 )
 def test_parse_formula(text, reduced, n_unit):
     f = parse_formula(text)
@@ -15,10 +27,35 @@ def test_parse_formula(text, reduced, n_unit):
     assert f.atoms_per_formula_unit == n_unit
 
 
-@pytest.mark.parametrize("bad", ["", "123", "Xx2", "TiO2.5", "hello", "Ti-O"])
-def test_bad_formula_is_refused(bad):
-    with pytest.raises(AmorphError):
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ("", "not a chemical formula"),
+        ("123", "not a chemical formula"),
+        ("Xx2", "not a chemical formula"),
+        ("tio2", "not a chemical formula"),
+        ("TiO2.5", "fractional"),
+        ("CuSO4.5H2O", "a hydrate is written with '·'"),
+        ("hello", "not a chemical formula"),
+        ("Ti-O", "not a chemical formula"),
+        ("Ti-1O2", "not a chemical formula"),
+        ("TiO2+", "not a chemical formula"),
+        ("Fe2+O3", "not a chemical formula"),
+        ("Cu1e3", "not powers of ten"),
+        ("2TiO2", "not a chemical formula"),
+        ("TiO2·", "not a chemical formula"),
+        ("Cu·0H2O", "adds zero of H2O"),
+        ("Cu·6000H2O", "more than 5000 atoms"),
+        ("Ti0O2", "amount of zero"),
+        ("Cu10000", "more than 5000 atoms of Cu"),
+        ("Ti" * 3000 + "Q", "not a chemical formula"),
+        ("TiO\u2082\u200b", "not a chemical formula"),  # a zero-width space after the subscript
+    ],
+)
+def test_bad_formula_is_refused(bad, needle):
+    with pytest.raises(AmorphError, match=None) as err:
         parse_formula(bad)
+    assert needle in str(err.value) and "\n" not in str(err.value) and len(str(err.value)) < 200
 
 
 def test_number_of_atoms_is_closest_whole_multiple():

@@ -27,9 +27,10 @@ class Faulty(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, bad=(), after=None, scale=None, poisoned_size=None):
+    def __init__(self, bad=(), after=None, scale=None, poisoned_size=None, stress=None):
         super().__init__()
         self.bad, self.after, self.scale, self.poisoned_size = set(bad), after, scale, poisoned_size
+        self.stress = stress  # with poisoned_size: that cell's stress, eV/A^3 (negative: it swells without end)
         self.calls = 0
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -41,7 +42,9 @@ class Faulty(Calculator):
         hit = self.calls in self.bad or (self.after is not None and self.calls >= self.after)
         if self.poisoned_size is not None:
             hit = len(self.atoms) == self.poisoned_size
-        if hit:
+        if hit and self.stress is not None:
+            stress = np.array([self.stress] * 3 + [0.0] * 3)
+        elif hit:
             forces = forces * self.scale if self.scale is not None else np.full_like(forces, np.nan)
             energy = energy if self.scale is not None else float("nan")
         self.results = {"energy": energy, "free_energy": energy, "forces": forces, "stress": stress}
@@ -108,3 +111,22 @@ def test_a_nan_in_relaxation_invalidates_only_that_subcell(engine):
     reasons = [invalid_reason(r, c.get_volume(), 1.5, -100.0) for r, c in zip(results, cells)]
     assert reasons[2] != "" and reasons[0] == reasons[1] == reasons[3] == ""
     assert "not finite" in reasons[2] or "failed" in reasons[2]
+
+
+@pytest.mark.parametrize("engine", ["batched", "sequential"])
+@pytest.mark.parametrize("stress", [-5.0, 5.0])
+def test_a_cell_whose_volume_runs_away_is_stopped_at_once_and_marked(engine, stress):
+    """A cell that swells or collapses is stopped at the step its volume leaves 1/4-4x (a collapsing
+    cell's neighbour list would grow without bound), not relaxed on to the step limit."""
+    from amorph.md.engine import Relaxer
+    from amorph.md.relax import VOLUME_LIMIT, invalid_reason
+
+    potential = replace(load_potential("emt", "cpu"), make_calculator=lambda: Faulty(poisoned_size=31, stress=stress))
+    cells = [_cu(), _cu()]
+    del cells[1][0]
+    with Relaxer(potential, engine, 0.05, 500, expected_cells=len(cells)) as relaxer:
+        results = relaxer.relax(cells)
+    assert invalid_reason(results[0], cells[0].get_volume(), 1.5, -100.0) == ""
+    assert invalid_reason(results[1], cells[1].get_volume(), 1.5, -100.0).startswith("blew up (volume")
+    ratio = results[1].atoms.get_volume() / cells[1].get_volume()
+    assert results[1].steps < 500 and (ratio < 2 * VOLUME_LIMIT if stress < 0 else ratio > 1 / (2 * VOLUME_LIMIT))

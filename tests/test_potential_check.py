@@ -53,7 +53,7 @@ def test_nonsense_potential_is_refused_before_anything_is_written(cli, tmp_path,
 def test_the_check_can_be_skipped_and_a_sane_potential_passes(cli, tmp_path, scaled_model):
     out = tmp_path / "skipped"
     code, _, stderr = cli("predict", "Cu", "--potential", f"matgl:{scaled_model}", "--device", "cpu", "--preset", "smoke",
-                          "--atoms", "8", "--md-steps", "0", "--max-subcells", "2", "--relax-steps", "2", "--skip-potential-check",
+                          "--atoms", "8", "--md-steps", "1", "--max-subcells", "2", "--relax-steps", "2", "--skip-potential-check",
                           "--out", str(out))
     assert "gives nonsense" not in stderr and (out / "start.extxyz").exists()
     code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--md-steps", "5", "--max-subcells", "2",

@@ -16,7 +16,7 @@ def test_adaptive_runs_with_a_torch_model_are_identical(cli, tmp_path, tiny_matg
     for k in range(2):
         out = tmp_path / f"run{k}"
         code, _, stderr = cli("predict", "Cu", "--potential", f"matgl:{tiny_matgl_model}", "--device", "cpu", "--preset", "smoke",
-                              "--md-steps", "0", "--max-subcells", "auto", "--relax-steps", "30",
+                              "--md-steps", "1", "--max-subcells", "auto", "--relax-steps", "30",
                               "--seed", "3", "--out", str(out), "--quiet")
         assert code == 0, stderr
         report = json.loads((out / "report.json").read_text())

@@ -216,6 +216,26 @@ def test_predict_names_products_from_user_cifs(cli, tmp_path):
     assert report["known_polymorphs"] == {"sources": [str(folder)], "names": ["my-fcc"]}
 
 
+def test_malformed_and_empty_files_are_skipped_with_a_warning_naming_each(cli, tmp_path):
+    """One bad file in a folder of references costs a warning line, not the run (and no traceback)."""
+    folder = tmp_path / "cu-refs"
+    folder.mkdir()
+    known_polymorphs("Cu")[0].structure.to(filename=str(folder / "my-fcc.cif"))
+    (folder / "empty.cif").write_text("")
+    (folder / "POSCAR").write_text("not a POSCAR\n1.0\nthree numbers missing\n")
+    (folder / "broken.cif").write_text("data_x\n_cell_length_a 3.6\nloop_\n_atom_site_label\n")
+    out = tmp_path / "run"
+    code, stdout, stderr = cli(
+        "predict", "Cu", "--potential", "emt", "--preset", "smoke", "--seed", "0", "--db", str(folder), "--out", str(out), "--quiet"
+    )
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    warned = [line for line in stderr.splitlines() if line.startswith("amorph: warning:")]
+    assert sorted(line.split("skipped ")[1].split(":")[0] for line in warned) == ["POSCAR", "broken.cif", "empty.cif"]
+    assert all(f"--db {folder}" in line for line in warned)
+    assert json.loads((out / "report.json").read_text())["prediction"]["polymorph"] == "my-fcc"
+
+
 # ------------------------------------------------------------------------------------------------ prototypes
 
 
