@@ -175,6 +175,7 @@ def _stages(run: Run, progress: ProgressSink) -> dict[str, Any]:
         (files.SUBCELLS_RELAXED, crystallize_subcells),
         (files.SUBCELLS_CSV, identify_products),
         (files.REPORT, rank_polymorphs),
+        (files.REPORT_HTML, draw_report),
     ]
     for output, stage in stages:
         if run.resume and run.out.has(output):
@@ -566,3 +567,13 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         timings=run.timings,
     )
     run.out.write_json(files.REPORT, report)
+
+
+def draw_report(run: Run, progress: ProgressSink) -> None:
+    """After step 6: the pictures (figures/) and report.html, from the files the stages wrote."""
+    from amorph.results.html import run_page
+
+    progress.start("Drawing figures and report.html", 1)
+    run_page(run.out)
+    progress.advance()
+    progress.finish()

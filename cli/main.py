@@ -195,8 +195,9 @@ _RUNNING: list[Path] = []  # the run folder being written, for the message after
 
 def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, restart: bool, quiet: bool, as_json: bool) -> None:
     """Run (or continue) a prediction and print it: progress on stderr, tables and answer on stdout."""
-    from amorph.cli.render import RichProgress, polymorph_table, prediction_line, rules_table, stderr, stdout
+    from amorph.cli.render import RichProgress, polymorph_table, rules_table, stderr, stdout
     from amorph.pipeline import execute, prepare
+    from amorph.results.report import prediction_line
 
     run = prepare(settings, run_dir, resume=resume, restart=restart)
     _RUNNING.append(run_dir)
@@ -271,6 +272,85 @@ def compare(
     dest.write_json(files.COMPARE_JSON, {"target": target, "potential": used, "polymorphs": rows})
     stdout.print(compare_table(rows, f"Known polymorphs under {used}"))
     stdout.print(f"written {dest.file(files.COMPARE_CSV)} and {files.COMPARE_JSON}")
+
+
+@app.command()
+def screen(
+    formulas: Annotated[list[str] | None, typer.Argument(help="Formulas to screen, e.g. TiO2 ZrO2 HfO2.")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="A file of formulas, one per line (# comments); a first line `formula,atoms,...` makes it a CSV "
+                     "whose other columns (predict's flag names) override the preset per formula."),
+    ] = None,
+    potential: Annotated[str, typer.Option(help="auto | chgnet | emt | matgl:MODEL, for every formula.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where the potential runs; on cuda, one worker per GPU.")] = "auto",
+    preset: Annotated[str | None, typer.Option(help="As for predict: quick without a GPU, standard with one.")] = None,
+    seed: Annotated[int, typer.Option(help=flag("--seed").help)] = 0,
+    db: db_commands.DbOption = None,
+    rule: Annotated[PredictionRule | None, typer.Option(help="As for predict.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Screen folder (one run folder per formula inside). Default: amorph-runs/screen-<UTC time>.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Formulas run at once on this machine. Default: one per GPU, or per core up to the formulas.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of a running Dask scheduler (e.g. tcp://node:8786) to use instead of a local cluster.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+) -> None:
+    """Predict many formulas, each a task on Dask; run the same command again to resume."""
+    from amorph.matching.sources import check_sources
+    from amorph.md.potentials import check_potential_spec, resolve_device
+    from amorph.results.rundir import RunDir
+    from amorph.screen import read_items
+    from amorph.settings import preset_settings, validate
+
+    items = read_items(formulas or [], file)
+    if workers is not None and workers < 1:
+        raise AmorphError(f"--workers must be a positive number, got {workers}")
+    if preset is None:
+        preset = "standard" if resolve_device(device) == "cuda" else "quick"
+    base = preset_settings(items[0].formula, preset, potential=potential, device=device, seed=seed)
+    if db:
+        base = replace(base, databases=tuple(db))
+    if rule:
+        base = replace(base, rule=rule)
+    folder = out or _default_out("screen")
+    if folder.exists() and not folder.is_dir():
+        raise AmorphError(f"--out {folder} is not a directory")
+    # what every formula shares is checked once, before any cluster starts; each formula's own
+    # values are checked in its task, where a bad one fails that formula alone
+    validate(base)
+    check_potential_spec(base.potential)
+    check_sources(base.databases)
+    RunDir.check_can_write(folder)
+    _screen_and_show(items, base, folder, scheduler, workers, quiet)
+
+
+def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from amorph.cli.render import screen_table, stderr, stdout
+    from amorph.screen import screen, wall_summary
+
+    _RUNNING.append(folder)
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn(compact=True)]
+    with Progress(*columns, console=stderr, disable=quiet) as progress:
+        task = progress.add_task(f"Screen of {len(items)}: starting the cluster", total=len(items))
+
+        def on_row(row: dict[str, Any], finished: int, failed: int) -> None:
+            running = min(len(items) - finished, workers or len(items) - finished)
+            progress.update(task, completed=finished, description=f"Screen: {finished - failed} done, {running} running, {failed} failed")
+            if row["status"] != "done":
+                progress.console.print(f"[red]{row['formula']}: failed: {row.get('error', '')}[/red]", highlight=False)
+
+        result = screen(items, base, folder, scheduler, workers, on_row)
+    if not quiet:
+        stdout.print(screen_table(result.rows))
+        stdout.print(f"results in {folder} (screen.csv, screen.json, report.html)")
+    stdout.print(wall_summary(result), highlight=False)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from amorph.settings import DEFAULT_RULE
+from amorph.results.report import unknown_description
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -58,38 +58,6 @@ class RichProgress:
 
     def note(self, text: str) -> None:
         self.console.print(f"[dim]{text}[/dim]")
-
-
-def prediction_line(report: dict[str, Any]) -> str:
-    """One sentence a scientist can paste into a notebook."""
-    pred = report["prediction"]
-    if pred.get("polymorph") is None:
-        return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
-    rule = pred.get("rule", "most-frequent")
-    how = "" if rule == DEFAULT_RULE else f" ({rule} rule)"
-    if pred.get("conclusive") is False:
-        return f"{report['formula']}{how}: {pred['message']} ({pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples)"
-    unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
-    sure = f", named on {100 * pred['probability']:.0f}% of resamples" if "probability" in pred else ""
-    return (
-        f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
-        f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
-        f"({100 * pred['share']:.0f}%"
-        + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
-        + sure
-        + ")"
-    )
-
-
-def unknown_description(row: dict[str, Any]) -> str:
-    """'unknown-1 (TiO2, AB2_oP12_60; nearest brookite)': never just 'unknown'."""
-    parts = [row["formula"]]
-    if row.get("structure_type"):
-        parts.append(row["structure_type"])
-    text = f"{row['name']} ({', '.join(parts)}"
-    if row.get("closest_known"):
-        text += f"; nearest {row['closest_known']}, d={row['fingerprint_distance']:.2f}"
-    return text + ")"
 
 
 def _share(row: dict[str, Any]) -> str:
@@ -171,4 +139,25 @@ def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
             cells += [str(r["count"]), f"{100 * r['share']:.1f}%"]
         table.add_row(*cells)
     table.caption = "* ambient ground state (experiment)"
+    return table
+
+
+def screen_table(rows: list[dict[str, Any]]) -> Table:
+    """One line per formula of a screen: the prediction beside the ground state by energy."""
+    from amorph.screen import share_text
+
+    table = Table(title="Screen: first to nucleate against the ground state (by energy under the potential)")
+    for col, justify in [("formula", "left"), ("first to nucleate", "left"), ("share [95% CI]", "right"), ("ground state", "left"),
+                         ("differs", "left"), ("wall (s)", "right"), ("status", "left")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        if r["status"] != "done":
+            table.add_row(r["formula"], f"[red]{r.get('error', '')}[/red]", "", "", "", f"{r.get('wall_s', 0):.0f}", "[red]failed[/red]")
+            continue
+        named = r.get("predicted") or "[dim]none[/dim]"
+        if r.get("predicted") and r.get("conclusive") is False:
+            named += " ?"
+        differs = {True: "yes", False: "no"}.get(r.get("differs"), "")  # type: ignore[arg-type]
+        status = "done (earlier)" if r.get("skipped") else ("done (resumed)" if r.get("resumed") else "done")
+        table.add_row(r["formula"], named, share_text(r), r.get("ground_state") or "", differs, f"{r.get('wall_s', 0):.0f}", status)
     return table

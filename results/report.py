@@ -12,7 +12,7 @@ from typing import Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
 from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by
-from amorph.settings import PredictionRule
+from amorph.settings import DEFAULT_RULE, PredictionRule
 
 Z_80 = NormalDist().inv_cdf(CONCLUSIVE)  # one-sided standard normal quantile of CONCLUSIVE (0.84 for 0.8)
 
@@ -153,3 +153,35 @@ def build_report(
         "known_polymorphs": {"sources": sources, "names": known_names},
         "timings": dict(timings),
     }
+
+
+def prediction_line(report: dict[str, Any]) -> str:
+    """One sentence a scientist can paste into a notebook."""
+    pred = report["prediction"]
+    if pred.get("polymorph") is None:
+        return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
+    rule = pred.get("rule", "most-frequent")
+    how = "" if rule == DEFAULT_RULE else f" ({rule} rule)"
+    if pred.get("conclusive") is False:
+        return f"{report['formula']}{how}: {pred['message']} ({pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples)"
+    unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
+    sure = f", named on {100 * pred['probability']:.0f}% of resamples" if "probability" in pred else ""
+    return (
+        f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
+        f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
+        f"({100 * pred['share']:.0f}%"
+        + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
+        + sure
+        + ")"
+    )
+
+
+def unknown_description(row: dict[str, Any]) -> str:
+    """'unknown-1 (TiO2, AB2_oP12_60; nearest brookite)': never just 'unknown'."""
+    parts = [row["formula"]]
+    if row.get("structure_type"):
+        parts.append(row["structure_type"])
+    text = f"{row['name']} ({', '.join(parts)}"
+    if row.get("closest_known"):
+        text += f"; nearest {row['closest_known']}, d={row['fingerprint_distance']:.2f}"
+    return text + ")"

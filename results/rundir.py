@@ -37,6 +37,8 @@ POLYMORPHS_CSV = "polymorphs.csv"
 REPORT = "report.json"
 SAMPLING = "sampling.json"
 PRODUCTS = "products"
+REPORT_HTML = "report.html"  # the run on one self-contained page (results.html)
+FIGURES = "figures"  # PNGs (results.figures)
 COMPARE_CSV = "compare.csv"
 COMPARE_JSON = "compare.json"
 
@@ -57,6 +59,11 @@ class RunDir:
             raise AmorphError(f"--out {path} already holds files; choose a new folder or pass --resume")
         if resume and not (path / CONFIG).is_file():
             raise AmorphError(f"--resume: {path} holds no {CONFIG} of an earlier run")
+        RunDir.check_can_write(path)
+
+    @staticmethod
+    def check_can_write(path: Path) -> None:
+        """Refuse a folder that cannot be made or written into (the nearest existing parent decides)."""
         parent = path
         while not parent.exists():
             parent = parent.parent
@@ -108,6 +115,9 @@ class RunDir:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return target
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self._atomic(name, lambda p: p.write_text(text, encoding="utf-8"))
 
     def write_json(self, name: str, data: Any) -> Path:
         return self._atomic(name, lambda p: p.write_text(json.dumps(data, indent=2, default=_json_default) + "\n"))

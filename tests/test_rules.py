@@ -162,7 +162,7 @@ def test_an_energy_rule_says_how_many_subcells_would_let_its_answer_recur():
 
 
 def test_the_terminal_says_inconclusive_instead_of_naming():
-    from amorph.cli.render import prediction_line
+    from amorph.results.report import prediction_line
 
     report = {"formula": "TiO2", "n_valid": 23, "n_subcells": 40,
               "prediction": {"rule": "most-frequent", "polymorph": "rutile", "conclusive": False, "probability": 0.55,

@@ -1,0 +1,329 @@
+"""`amorph screen`: many formulas, each its own `amorph predict` run, as tasks on Dask distributed.
+
+* One task per formula. Replicas of a formula stay inside its task: the batched engine runs them
+  as one batch of MD (md.batched_md), which costs far less than one task each.
+* The cluster: by default a LocalCluster on this machine: one worker per GPU (each seeing only its
+  own, through CUDA_VISIBLE_DEVICES), or on a CPU min(formulas, cores) workers that share the cores
+  out (AMORPH_CORES, read by md.parallel_relax). `--scheduler ADDRESS` uses a running cluster
+  instead (dask-jobqueue on SLURM, say), whose workers must see the --out folder.
+* Each formula's run folder is `<out>/<formula>`; a finished one holds screen_row.json, its line of
+  the summary. Running the same screen again takes those as they are, resumes the unfinished ones
+  (`amorph resume`'s way, from their last finished stage) and tries the failed ones again.
+* A formula that fails (bad input, a melt that blows up, a potential that does not know an element)
+  is a row with status "failed" and its one-line error; the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amorph.errors import AmorphError
+from amorph.settings import FLAGS, Flag, RunSettings, override
+
+SCREEN_CSV = "screen.csv"
+SCREEN_JSON = "screen.json"
+SCREEN_ROW = "screen_row.json"  # in each formula's run folder, once it is finished
+COLUMNS = (
+    "formula", "status", "predicted", "spacegroup", "known", "share", "share_ci_low", "share_ci_high", "probability",
+    "conclusive", "ground_state", "predicted_above_ground_mev", "differs", "wall_s", "resumed", "error", "folder",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScreenItem:
+    """One formula of a screen and the preset values its line of the file overrides (flag -> text)."""
+
+    formula: str
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def folder_name(self) -> str:
+        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.formula.strip())
+
+
+def read_items(formulas: Sequence[str], file: Path | None) -> list[ScreenItem]:
+    """Formulas from the command line, then from the file: one per line, `#` starts a comment; a
+    first line `formula,<flag>,...` makes it a CSV whose other columns override preset values per
+    formula (`atoms`, `md-steps`, ...: the names of `amorph predict`'s flags)."""
+    items = [ScreenItem(f) for f in formulas]
+    if file is not None:
+        if not file.is_file():
+            raise AmorphError(f"--file {file}: no such file")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise AmorphError(f"--file {file}: cannot read it ({err.__class__.__name__})") from None
+        lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+        lines = [line for line in lines if line]
+        if lines and lines[0].replace(" ", "").lower().startswith("formula,"):
+            reader = csv.DictReader(lines)
+            names = [n.strip() for n in reader.fieldnames or []]
+            for name in names[1:]:
+                flag_for(name)  # refuse an unknown column before anything runs
+            for row in reader:
+                cells = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+                items.append(ScreenItem(cells.pop(names[0]), {k: v for k, v in cells.items() if v}))
+        else:
+            items += [ScreenItem(line) for line in lines]
+    if not items:
+        raise AmorphError("no formulas to screen: give them as arguments or in --file")
+    seen: set[str] = set()
+    for item in items:
+        if item.folder_name in seen:
+            raise AmorphError(f"'{item.formula}' is listed twice")
+        seen.add(item.folder_name)
+    return items
+
+
+def flag_for(column: str) -> Flag:
+    """The `amorph predict` flag a CSV column names ("md-steps", "md_steps" or "--md-steps")."""
+    option = "--" + column.strip().lstrip("-").replace("_", "-")
+    for flag in FLAGS:
+        if flag.option == option and flag.section:
+            return flag
+    settable = ", ".join(f.option.lstrip("-") for f in FLAGS if f.section)
+    raise AmorphError(f"--file: column '{column}' is not a setting a screen can vary (one of: {settable})")
+
+
+def item_settings(item: ScreenItem, base: RunSettings) -> RunSettings:
+    """The base settings with the formula and its line's overrides; AmorphError naming a bad value."""
+    settings = RunSettings.from_dict({**base.to_dict(), "formula": item.formula})
+    for column, text in item.overrides.items():
+        flag = flag_for(column)
+        kind = type(flag.value(settings))
+        try:
+            value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+        except ValueError:
+            raise AmorphError(f"{item.formula}: {flag.option} must be a number, got '{text}'") from None
+        flag.check(value)
+        extra = {"fit_polymorphs": False} if flag.option == "--n-max" else {}  # as `predict --n-max` does
+        settings = override(settings, flag.section, **{flag.name: value}, **extra)
+    return settings
+
+
+def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
+    """One formula, in a Dask worker: predict (resuming what an earlier screen left), then the
+    ground state by energy as `amorph compare` finds it. Never raises: a failure is a row."""
+    from amorph.results.rundir import CONFIG
+
+    started = time.perf_counter()
+    out = Path(folder)
+    row: dict[str, Any] = {"formula": settings_data["formula"], "folder": folder, "resumed": False}
+    try:
+        settings = RunSettings.from_dict(settings_data)
+        if (out / SCREEN_ROW).is_file() and _same_settings(out, settings):
+            return {**json.loads((out / SCREEN_ROW).read_text()), "resumed": False, "skipped": True}
+        from amorph.pipeline import predict
+
+        resume = (out / CONFIG).is_file()
+        row["resumed"] = resume
+        report = predict(settings, out, resume=resume)  # a finished run (report.json there) only reads back
+        row.update(_prediction_columns(report))
+        row.update(_ground_state_columns(out, settings.device, row.get("predicted")))
+        row["status"], row["error"] = "done", ""
+    except AmorphError as err:
+        row.update(status="failed", error=str(err).splitlines()[0] if str(err) else "error")
+    except Exception as err:  # a bug or a library failure: still one row, the screen goes on
+        row.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
+    row["wall_s"] = round(time.perf_counter() - started, 1)
+    if row["status"] == "done":
+        (out / SCREEN_ROW).write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def _same_settings(out: Path, settings: RunSettings) -> bool:
+    from amorph.results.rundir import CONFIG
+    from amorph.settings import differences
+
+    try:
+        recorded = RunSettings.from_dict(json.loads((out / CONFIG).read_text())["settings"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return False
+    return not differences(recorded, settings)
+
+
+def _prediction_columns(report: dict[str, Any]) -> dict[str, Any]:
+    pred = report["prediction"]
+    if pred.get("polymorph") is None:
+        return {"predicted": None, "known": False, "share": 0.0, "conclusive": False, "error": pred.get("message", "")}
+    low, high = pred.get("share_ci95") or (None, None)
+    return {
+        "predicted": pred["polymorph"],
+        "spacegroup": f"{pred['spacegroup_symbol']} ({pred['spacegroup_number']})",
+        "known": pred["known"],
+        "share": pred["share"],
+        "share_ci_low": low,
+        "share_ci_high": high,
+        "probability": pred.get("probability"),
+        "conclusive": pred.get("conclusive", True),
+    }
+
+
+def _ground_state_columns(out: Path, device: str, predicted: str | None) -> dict[str, Any]:
+    """The lowest-energy known polymorph under the run's own potential (`amorph compare DIR`),
+    written to the run folder as compare.json; none when the run knew no polymorph."""
+    from amorph.compare import compare_run
+    from amorph.results.rundir import COMPARE_JSON, RunDir
+
+    try:
+        rows, used = compare_run(out, device)
+    except AmorphError:
+        return {"ground_state": None, "differs": None}
+    RunDir(out).write_json(COMPARE_JSON, {"target": str(out), "potential": used, "polymorphs": rows})
+    ground = rows[0]["name"]
+    above = next((r["energy_above_lowest"] for r in rows if r["name"] == predicted), None)
+    return {
+        "ground_state": ground,
+        "predicted_above_ground_mev": None if above is None else round(1000 * above, 1),
+        "differs": predicted is not None and predicted != ground,
+    }
+
+
+def share_text(row: dict[str, Any]) -> str:
+    if row.get("share") is None or row.get("predicted") is None:
+        return ""
+    text = f"{100 * row['share']:.0f}%"
+    if row.get("share_ci_low") is not None:
+        text += f" [{100 * row['share_ci_low']:.0f}-{100 * row['share_ci_high']:.0f}]"
+    return text
+
+
+# ---------------------------------------------------------------------------------------- the cluster
+
+
+def cpu_layout(n_items: int, cores: int) -> tuple[int, int]:
+    """(workers, cores each) for a CPU screen: as many formulas at once as there are cores, up to the
+    number of formulas, the cores shared out among them."""
+    workers = max(1, min(n_items, cores))
+    return workers, max(1, cores // workers)
+
+
+def gpu_worker_specs(n_gpus: int) -> dict[str, dict[str, Any]]:
+    """SpecCluster workers: one per GPU, each process seeing only its own device."""
+    from distributed import Nanny
+
+    return {
+        f"gpu-{k}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(k), "AMORPH_CORES": "1"}}}
+        for k in range(n_gpus)
+    }
+
+
+def start_cluster(n_items: int, workers: int | None, device: str) -> Any:
+    """A cluster on this machine (see the module docstring); the caller closes it."""
+    import logging
+
+    import dask
+    from distributed import LocalCluster, Scheduler, SpecCluster
+
+    from amorph.md.parallel_relax import cpu_workers
+    from amorph.md.potentials import resolve_device
+
+    # a predict run relaxes its subcells in processes of its own (md.parallel_relax): a worker must
+    # be allowed children
+    dask.config.set({"distributed.worker.daemon": False})
+    quiet = {"silence_logs": logging.ERROR}
+    if resolve_device(device) == "cuda":
+        import torch
+
+        n_gpus = torch.cuda.device_count() if workers is None else min(workers, torch.cuda.device_count())
+        scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+        return SpecCluster(workers=gpu_worker_specs(n_gpus), scheduler=scheduler, **quiet)
+    count, cores = cpu_layout(n_items, cpu_workers())
+    if workers is not None:
+        count, cores = workers, max(1, cpu_workers() // workers)
+    return LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+                        env={"AMORPH_CORES": str(cores), "OMP_NUM_THREADS": "1"}, **quiet)
+
+
+@dataclass
+class ScreenResult:
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+def screen(
+    items: Sequence[ScreenItem],
+    base: RunSettings,
+    out: Path,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    on_row: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> ScreenResult:
+    """Run every formula as a Dask task and write screen.csv, screen.json, figures/screen.png and
+    report.html in `out`. on_row(row, finished, failed) after each formula (the progress bar)."""
+    from distributed import Client, as_completed
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, Any]] = {}
+    tasks: list[tuple[ScreenItem, dict[str, Any]]] = []
+    for item in items:
+        folder = str(out / item.folder_name)
+        try:
+            tasks.append((item, item_settings(item, base).to_dict()))
+        except AmorphError as err:  # a bad value on its line: that formula fails, the others run
+            rows[item.folder_name] = {"formula": item.formula, "folder": folder, "status": "failed", "error": str(err), "wall_s": 0.0}
+    failed = len(rows)
+    for row in rows.values():
+        if on_row:
+            on_row(row, len(rows), failed)
+    if tasks:
+        cluster = None if scheduler else start_cluster(len(tasks), workers, base.device)
+        try:
+            with Client(scheduler or cluster) as client:
+                futures = {
+                    client.submit(run_item, data, str(out / item.folder_name), key=f"amorph-{item.folder_name}", pure=False): item
+                    for item, data in tasks
+                }
+                for future in as_completed(futures):
+                    item = futures[future]
+                    row = future.result()
+                    rows[item.folder_name] = row
+                    failed += row["status"] != "done"
+                    if on_row:
+                        on_row(row, len(rows), failed)
+        finally:
+            if cluster is not None:
+                cluster.close()
+    ordered = [rows[item.folder_name] for item in items]
+    write_summary(ordered, out, base)
+    return ScreenResult(ordered, time.perf_counter() - started)
+
+
+def write_summary(rows: Sequence[dict[str, Any]], out: Path, base: RunSettings) -> None:
+    """screen.csv (one line per formula, COLUMNS), screen.json (the same with the settings) and the page."""
+    import pandas as pd
+
+    from amorph.results.html import screen_page
+    from amorph.results.rundir import RunDir
+
+    table = [{c: row.get(c) for c in COLUMNS} for row in rows]
+    folder = RunDir(out)
+    folder.write_csv(SCREEN_CSV, pd.DataFrame(table, columns=list(COLUMNS)))
+    settings = {k: v for k, v in base.to_dict().items() if k != "formula"}
+    folder.write_json(SCREEN_JSON, {"settings": settings, "formulas": table})
+    screen_page([{**row, "share_text": share_text(row)} for row in rows], out, _flat_settings(settings))
+
+
+def _flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def wall_summary(result: ScreenResult) -> str:
+    done = sum(r["status"] == "done" for r in result.rows)
+    skipped = sum(bool(r.get("skipped")) for r in result.rows)
+    text = f"{done} of {len(result.rows)} formulas done in {result.seconds:.0f} s"
+    return text + (f" ({skipped} finished before, taken as they were)" if skipped else "")
+

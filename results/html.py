@@ -1,0 +1,234 @@
+"""report.html: one self-contained page per run (and per screen) to open in any browser.
+
+Everything is inside the one file, so it can be mailed or attached to a lab notebook: the pictures
+(results.figures) as base64 PNGs, each product's CIF as a download link (a data: URL), the
+settings, the prediction sentence and the tables. No script and no network access: the page
+looks the same offline, years later.
+
+Written with the standard library's html.escape rather than a template engine: the page is a few
+tables and images, and one dependency fewer is one thing fewer to break.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from amorph.results import figures
+from amorph.results import rundir as files
+from amorph.results.report import prediction_line, unknown_description
+from amorph.results.rundir import RunDir
+
+MOST_PRODUCT_IMAGES = 24  # products drawn in the gallery (figures.chosen_products, then by count); all CIFs are linked
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+p.prediction { font-size: 1.15em; background: #eef5ff; padding: 0.6em 0.9em; border-left: 4px solid #3a78c2; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.unknown td { color: #666; } tr.failed td { background: #fbe3e3; } tr.differs td { background: #fff1dc; }
+img { max-width: 100%; } figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure.product { width: 15em; text-align: center; font-size: 0.85em; }
+details { margin: 0.5em 0; } code { font-size: 0.9em; }
+"""
+
+
+def png_data_url(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def file_link(path: Path, mime: str) -> str:
+    """A link that downloads the file itself from inside the page."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<a download="{escape(path.name)}" href="data:{mime};base64,{data}">{escape(path.name)}</a>'
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], classes: Iterable[str] | None = None) -> str:
+    """An HTML table; numbers right-aligned, everything escaped."""
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = []
+    for row, cls in zip(rows, classes or _forever("")):
+        cells = "".join(
+            f'<td class="num">{escape(str(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool) else f"<td>{escape(str(v))}</td>"
+            for v in row
+        )
+        body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _forever(value: str) -> Iterable[str]:
+    while True:
+        yield value
+
+
+def page(title: str, sections: Sequence[str]) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
+
+
+def image(path: Path, alt: str) -> str:
+    return f'<figure><img src="{png_data_url(path)}" alt="{escape(alt)}"></figure>'
+
+
+def _flat(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _flat(f"{prefix}.{key}" if prefix else key, inner)
+    else:
+        yield prefix, value
+
+
+def page_title(report: dict[str, Any]) -> str:
+    pred = report["prediction"]
+    if pred.get("polymorph") is None:
+        return f"amorph {report['formula']}: no prediction"
+    if pred.get("conclusive") is False:
+        return f"amorph {report['formula']}: inconclusive ({pred['polymorph']} leads)"
+    return f"amorph {report['formula']}: {pred['polymorph']} first"
+
+
+def _percent(row: dict[str, Any]) -> str:
+    low, high = row.get("share_ci_low"), row.get("share_ci_high")
+    text = f"{100 * row['share']:.1f}%"
+    return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"
+
+
+def _products_table(report: dict[str, Any]) -> str:
+    rows, classes = [], []
+    for p in report["polymorphs"]:
+        name = p["name"] if p["known"] else unknown_description(p)
+        rows.append([name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], _percent(p),
+                     round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)])
+        classes.append("" if p["known"] else "unknown")
+    return table(["product", "space group", "count", "share [95% CI]", "lowest E (eV/atom)", "median E (eV/atom)"], rows, classes)
+
+
+def _rules_table(report: dict[str, Any]) -> str:
+    rows = []
+    chosen = report["prediction"].get("rule")
+    for rule, named in report.get("predictions", {}).items():
+        label = rule + (" (this run's rule)" if rule == chosen else "")
+        if named.get("polymorph") is None:
+            rows.append([label, named.get("message", ""), "", "", "", "", ""])
+            continue
+        share = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
+        probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " (inconclusive)") if "probability" in named else ""
+        rows.append([label, named["polymorph"], f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", named["count"],
+                     _percent(share), probability, named.get("runner_up", {}).get("polymorph", "")])
+    return table(["rule", "names", "space group", "count", "share [95% CI]", "P(named)", "runner-up"], rows)
+
+
+def _gallery(report: dict[str, Any], out: RunDir, images: dict[str, Path]) -> str:
+    cards = []
+    by_name = {p["name"]: p for p in report["polymorphs"]}
+    for name, png in images.items():
+        p = by_name[name]
+        cif = out.file(files.PRODUCTS) / f"{name}.cif"
+        label = name if p["known"] else unknown_description(p)
+        cards.append(
+            f'<figure class="product"><img src="{png_data_url(png)}" alt="structure of {escape(name)}">'
+            f"<figcaption>{escape(label)}<br>{escape(p['spacegroup_symbol'])} ({p['spacegroup_number']}), "
+            f"{p['count']} subcells<br>{file_link(cif, 'chemical/x-cif')}</figcaption></figure>"
+        )
+    return "".join(cards)
+
+
+def run_page(out: RunDir) -> Path:
+    """Draw the run's figures (figures/) and write report.html; returns its path."""
+    from ase import Atoms
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from amorph.matching.polymorph import Polymorph
+
+    report, config = out.read_json(files.REPORT), out.read_json(files.CONFIG)
+    folder = out.file(files.FIGURES)
+    predicted = report["prediction"].get("polymorph")
+    drawn: list[tuple[Path, str]] = []
+    if out.has(files.MELT_QUENCH_LOG):
+        drawn.append((figures.melt_quench_figure(out.read_rows(files.MELT_QUENCH_LOG), folder / figures.MELT_QUENCH_PNG),
+                      "melt-quench: temperature and potential energy against time"))
+    known = [Polymorph.from_dict(d) for d in out.read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
+    crystals: dict[str, Atoms] = {}
+    for label, polymorph in [("predicted", next((p for p in known if p.name == predicted), None)),
+                             ("ground state", next((p for p in known if p.ground_state), None))]:
+        if polymorph is not None and polymorph.name not in {c.split(": ")[1] for c in crystals}:
+            crystals[f"{label}: {polymorph.name}"] = Atoms(AseAtomsAdaptor().get_atoms(polymorph.structure))
+    product_cif = out.file(files.PRODUCTS) / f"{predicted}.cif"
+    if predicted is not None and not any(predicted in c for c in crystals) and product_cif.exists():
+        crystals[f"predicted: {predicted}"] = read(product_cif, index=0)  # type: ignore[assignment]
+    drawn.append((figures.rdf_figure(out.read_atoms(files.AMORPHOUS_XYZ), crystals, folder / figures.RDF_PNG),
+                  "partial radial distribution functions"))
+    drawn.append((figures.shares_figure(report["polymorphs"], predicted, folder / figures.SHARES_PNG), "product shares"))
+    drawn.append((figures.energy_share_figure(report["polymorphs"], predicted, folder / figures.ENERGY_SHARE_PNG), "energy against share"))
+    images = {}
+    for p in figures.chosen_products(report["polymorphs"])[:MOST_PRODUCT_IMAGES]:
+        cif = out.file(files.PRODUCTS) / f"{p['name']}.cif"
+        if cif.exists():
+            images[p["name"]] = figures.structure_image(read(cif, index=0), folder / files.PRODUCTS / f"{p['name']}.png")  # type: ignore[arg-type]
+    all_cifs = sorted(out.file(files.PRODUCTS).glob("*.cif")) if out.file(files.PRODUCTS).is_dir() else []
+    settings = [[key, json.dumps(value) if isinstance(value, (list, tuple)) else value]
+                for key, value in _flat("", config["settings"])]
+    potential = config["potential"]
+    sections = [
+        f"<h1>{escape(page_title(report))}</h1>",
+        f'<p class="prediction" id="prediction">{escape(prediction_line(report))}</p>',
+        f"<p>Potential <b>{escape(potential['used'])}</b> on {escape(potential['device'])} · preset "
+        f"{escape(str(config['settings']['preset']))} · seed {config['seed']} · {report['n_valid']} valid of "
+        f"{report['n_subcells']} subcells · amorph {escape(config['amorph_version'])} · started {escape(config['started'])}</p>",
+        "<h2>First to nucleate, by rule</h2>", _rules_table(report),
+        "<h2>What the subcells became</h2>", _products_table(report),
+        "<h2>Pictures</h2>", "".join(image(path, alt) for path, alt in drawn),
+        "<h2>Product structures</h2>", _gallery(report, out, images),
+        f"<details><summary>Every product's CIF ({len(all_cifs)})</summary><p>"
+        + " · ".join(file_link(c, "chemical/x-cif") for c in all_cifs) + "</p></details>",
+        "<h2>Settings</h2>", table(["setting", "value"], settings),
+        f"<p>Command: <code>{escape(str(config.get('command', '')))}</code></p>",
+        "<details><summary>Library versions</summary>" + table(["library", "version"], sorted(config.get("versions", {}).items())) + "</details>",
+    ]
+    return out.write_text(files.REPORT_HTML, page(page_title(report), sections))
+
+
+def screen_page(rows: Sequence[dict[str, Any]], folder: Path, settings: dict[str, Any]) -> Path:
+    """screen's report.html: the one-row-per-formula picture and table, linking each formula's own page."""
+    out = RunDir(folder)
+    png = figures.screen_figure(rows, out.file(files.FIGURES) / figures.SCREEN_PNG)
+    body, classes = [], []
+    for r in rows:
+        body.append([r["formula"], r.get("predicted") or "", r.get("share_text", ""), r.get("ground_state") or "",
+                     "yes" if r.get("differs") else ("no" if r["status"] == "done" else ""), r.get("wall_s", ""), r["status"], r.get("error", "")])
+        classes.append("failed" if r["status"] != "done" else ("differs" if r.get("differs") else ""))
+    links = " · ".join(
+        f'<a href="{escape(Path(r["folder"]).name)}/{files.REPORT_HTML}">{escape(r["formula"])}</a>' for r in rows if r["status"] == "done"
+    )
+    done = sum(r["status"] == "done" for r in rows)
+    title = f"amorph screen: {len(rows)} formulas, {done} done"
+    sections = [
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="prediction" id="prediction">{escape(screen_sentence(rows))}</p>',
+        table(["formula", "first to nucleate", "share [95% CI]", "ground state (energy)", "differs", "wall (s)", "status", "error"], body, classes),
+        image(png, "predicted against ground-state polymorph, one row per formula"),
+        f"<p>Each formula's own report: {links}</p>",
+        "<h2>Settings</h2>", table(["setting", "value"], sorted((k, json.dumps(v)) for k, v in settings.items())),
+    ]
+    return out.write_text(files.REPORT_HTML, page(title, sections))
+
+
+def screen_sentence(rows: Sequence[dict[str, Any]]) -> str:
+    """'3 formulas: 2 done, 1 failed; a metastable polymorph first in 1 (TiO2).'"""
+    done = [r for r in rows if r["status"] == "done"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    differ = [r["formula"] for r in done if r.get("differs")]
+    text = f"{len(rows)} formulas: {len(done)} done, {len(failed)} failed"
+    others = len(rows) - len(done) - len(failed)
+    if others:
+        text += f", {others} not finished"
+    return text + (f"; a polymorph other than the ground state first in {len(differ)} ({', '.join(differ)})" if differ else "") + "."

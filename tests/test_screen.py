@@ -1,0 +1,89 @@
+"""amorph screen: formulas as Dask tasks on a LocalCluster of 2 workers; a failing formula does not
+stop the others; the same command again takes finished formulas as they are and resumes the others."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from amorph.errors import AmorphError
+from amorph.screen import ScreenItem, cpu_layout, gpu_worker_specs, item_settings, read_items
+from amorph.settings import preset_settings
+
+FAST = ["--potential", "emt", "--preset", "smoke", "--workers", "2"]
+
+
+def _rows(folder):
+    with open(folder / "screen.csv", newline="") as handle:
+        return {row["formula"]: row for row in csv.DictReader(handle)}
+
+
+def test_screen_survives_a_failing_formula_and_resumes_without_redoing_anything(cli, tmp_path):
+    listing = tmp_path / "metals.csv"
+    # Fe: EMT has no parameters for it, so its task fails; Au's line overrides the preset's cell size
+    listing.write_text("formula,atoms  # the rest as the preset\n# noble metals first\nCu,\nAu,24\nFe,\n")
+    out = tmp_path / "screen"
+    code, stdout, stderr = cli("screen", "--file", str(listing), *FAST, "--out", str(out))
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "Fe: failed: potential 'emt' does not cover element(s) Fe" in stderr
+    rows = _rows(out)
+    assert [rows[f]["status"] for f in ("Cu", "Au", "Fe")] == ["done", "done", "failed"]
+    assert rows["Cu"]["predicted"] and rows["Cu"]["ground_state"] in ("fcc", "hcp", "bcc")
+    assert rows["Cu"]["differs"] == str(rows["Cu"]["predicted"] != rows["Cu"]["ground_state"])
+    assert json.loads((out / "Au" / "config.json").read_text())["settings"]["packing"]["target_atoms"] == 24
+    assert (out / "report.html").is_file() and (out / "figures" / "screen.png").is_file()
+    assert "2 of 3 formulas done" in stdout.splitlines()[-1]
+
+    # Au stopped after its subcells were relaxed (as a kill would leave it): the rerun resumes it
+    # from there, takes Cu as it was, and tries Fe again
+    for name in ("subcells.csv", "polymorphs.csv", "report.json", "report.html", "screen_row.json", "compare.json"):
+        (out / "Au" / name).unlink()
+    kept = {p: p.stat().st_mtime_ns for p in [*(out / "Cu").rglob("*"), out / "Au" / "subcells_relaxed.extxyz"] if p.is_file()}
+    code, stdout, stderr = cli("screen", "--file", str(listing), *FAST, "--out", str(out), "--quiet")
+    assert code == 0, stderr
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # nothing finished was redone
+    rows = _rows(out)
+    assert rows["Au"]["status"] == "done" and rows["Au"]["resumed"] == "True" and rows["Cu"]["status"] == "done"
+    assert rows["Fe"]["status"] == "failed"
+    assert stdout.strip().splitlines()[-1].startswith("2 of 3 formulas done") and "1 finished before" in stdout
+
+
+def test_bad_screen_input_is_one_line_and_exit_2(cli, tmp_path):
+    for args, needle in [
+        (["screen", *FAST], "no formulas to screen"),
+        (["screen", "--file", str(tmp_path / "none.txt"), *FAST], "no such file"),
+        (["screen", "Cu", "Cu", *FAST], "listed twice"),
+        (["screen", "Cu", "--potential", "nonsense", "--preset", "smoke"], "unknown potential"),
+        (["screen", "Cu", *FAST[:-1], "0"], "--workers must be a positive number"),
+    ]:
+        code, _, stderr = cli(*args, "--out", str(tmp_path / "s"))
+        assert code == 2 and len(stderr.strip().splitlines()) == 1 and needle in stderr, (args, stderr)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("formula,colour\nCu,red\n")
+    code, _, stderr = cli("screen", "--file", str(bad), *FAST, "--out", str(tmp_path / "s"))
+    assert code == 2 and "column 'colour' is not a setting" in stderr
+
+
+def test_file_lines_comments_and_overrides(tmp_path):
+    plain = tmp_path / "list.txt"
+    plain.write_text("TiO2  # the flagship\n\n# a comment line\nZrO2\n")
+    assert read_items(["HfO2"], plain) == [ScreenItem("HfO2"), ScreenItem("TiO2"), ScreenItem("ZrO2")]
+    table = tmp_path / "list.csv"
+    table.write_text("formula,md_steps,--n-max\nTiO2,300,\nZrO2,,16\n")
+    tio2, zro2 = read_items([], table)
+    base = preset_settings("TiO2", "quick")
+    assert item_settings(tio2, base).melt_quench.steps_per_stage == 300
+    zro2_settings = item_settings(zro2, base)
+    assert zro2_settings.subcells.n_max == 16 and not zro2_settings.subcells.fit_polymorphs  # as predict --n-max
+    with pytest.raises(AmorphError, match="--md-steps must be a positive number"):
+        item_settings(ScreenItem("TiO2", {"md-steps": "-3"}), base)
+    with pytest.raises(AmorphError, match="must be a number"):
+        item_settings(ScreenItem("TiO2", {"atoms": "many"}), base)
+
+
+def test_cluster_layouts():
+    assert cpu_layout(3, 2) == (2, 1) and cpu_layout(1, 16) == (1, 16) and cpu_layout(50, 16) == (16, 1)
+    specs = gpu_worker_specs(4)
+    assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1", "2", "3"]
