@@ -190,7 +190,7 @@ def _stop(signum: int, _frame: object) -> None:
     raise Stopped(signum)
 
 
-_RUNNING: list[Path] = []  # the run folder being written, for the message after a stop
+_RUNNING: list[tuple[Path, str]] = []  # the folder being written and how to go on, for the message after a stop
 
 
 def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, restart: bool, quiet: bool, as_json: bool) -> None:
@@ -200,7 +200,7 @@ def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, res
     from amorph.results.report import prediction_line
 
     run = prepare(settings, run_dir, resume=resume, restart=restart)
-    _RUNNING.append(run_dir)
+    _RUNNING.append((run_dir, f"`amorph resume {run_dir}`"))
     if quiet or as_json:
         from amorph.progress import SilentProgress
 
@@ -334,7 +334,7 @@ def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, schedule
     from amorph.cli.render import screen_table, stderr, stdout
     from amorph.screen import screen, wall_summary
 
-    _RUNNING.append(folder)
+    _RUNNING.append((folder, "the same `amorph screen` command again"))
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn(compact=True)]
     with Progress(*columns, console=stderr, disable=quiet) as progress:
@@ -415,7 +415,7 @@ def _say_stopped(stop: BaseException) -> None:
     """One line: what stopped the run, where its finished work is and how to go on; 130 for Ctrl-C
     (SIGINT), 143 for SIGTERM, as shells report them."""
     signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
-    where = f"; finished work is in {_RUNNING[-1]}: continue with `amorph resume {_RUNNING[-1]}`" if _RUNNING else ""
+    where = f"; finished work is in {_RUNNING[-1][0]}: continue with {_RUNNING[-1][1]}" if _RUNNING else ""
     print(f"amorph: stopped by {signal.Signals(signum).name}{where}", file=sys.stderr)
     sys.exit(128 + signum)
 

@@ -62,6 +62,13 @@ def melt_quench_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         energy_ax.plot(t, [float(r["potential_energy"]) for r in mine], lw=0.8)
         if replica == replicas[0]:
             temp_ax.plot(t, [float(r["target_temperature"]) for r in mine], "k--", lw=1.2, label="target")
+    # the random packing's first steps run far hotter than the melt (docs/method.md): keep the scale
+    # on the schedule and say how hot the start was
+    hottest = max(float(r["temperature"]) for r in rows)
+    ceiling = 2.0 * max(float(r["target_temperature"]) for r in rows)
+    if hottest > ceiling:
+        temp_ax.set_ylim(0, ceiling)
+        temp_ax.text(0.99, 0.04, f"start off scale, up to {hottest:.0f} K", transform=temp_ax.transAxes, ha="right", fontsize="small")
     temp_ax.set_ylabel("temperature (K)")
     temp_ax.legend(loc="upper right", fontsize="small")
     energy_ax.set_ylabel("potential energy (eV/atom)")
@@ -119,11 +126,11 @@ def rdf_figure(amorphous: Sequence[Atoms], crystals: dict[str, Atoms], path: Pat
     return _save(fig, path)
 
 
-def chosen_products(polymorphs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows worth a bar: every known polymorph found, then the most frequent others, MOST_BARS in all."""
+def chosen_products(polymorphs: Sequence[dict[str, Any]], most: int = MOST_BARS) -> list[dict[str, Any]]:
+    """The rows worth a bar (or a picture): every known polymorph found, then the most frequent others."""
     known = [p for p in polymorphs if p["known"] and p["count"] > 0]
     others = sorted((p for p in polymorphs if not p["known"]), key=lambda p: -p["count"])
-    return (known + others)[:MOST_BARS]
+    return (known + others)[:most]
 
 
 def shares_figure(polymorphs: Sequence[dict[str, Any]], predicted: str | None, path: Path) -> Path:

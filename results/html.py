@@ -101,14 +101,26 @@ def _percent(row: dict[str, Any]) -> str:
     return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"
 
 
+SHOWN_UNKNOWNS = 8  # as the terminal: the commonest unknown products in the table, the rest folded away
+
+
 def _products_table(report: dict[str, Any]) -> str:
-    rows, classes = [], []
-    for p in report["polymorphs"]:
+    header = ["product", "space group", "count", "share [95% CI]", "lowest E (eV/atom)", "median E (eV/atom)"]
+
+    def line(p: dict[str, Any]) -> list[Any]:
         name = p["name"] if p["known"] else unknown_description(p)
-        rows.append([name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], _percent(p),
-                     round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)])
-        classes.append("" if p["known"] else "unknown")
-    return table(["product", "space group", "count", "share [95% CI]", "lowest E (eV/atom)", "median E (eV/atom)"], rows, classes)
+        return [name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], _percent(p),
+                round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)]
+
+    shown, folded, unknowns = [], [], 0
+    for p in report["polymorphs"]:
+        unknowns += not p["known"]
+        (shown if p["known"] or unknowns <= SHOWN_UNKNOWNS else folded).append(p)
+    html = table(header, [line(p) for p in shown], ["" if p["known"] else "unknown" for p in shown])
+    if folded:
+        html += (f"<details><summary>{len(folded)} more unknown products ({sum(p['count'] for p in folded)} subcells)</summary>"
+                 + table(header, [line(p) for p in folded], ["unknown"] * len(folded)) + "</details>")
+    return html
 
 
 def _rules_table(report: dict[str, Any]) -> str:
@@ -170,7 +182,7 @@ def run_page(out: RunDir) -> Path:
     drawn.append((figures.shares_figure(report["polymorphs"], predicted, folder / figures.SHARES_PNG), "product shares"))
     drawn.append((figures.energy_share_figure(report["polymorphs"], predicted, folder / figures.ENERGY_SHARE_PNG), "energy against share"))
     images = {}
-    for p in figures.chosen_products(report["polymorphs"])[:MOST_PRODUCT_IMAGES]:
+    for p in figures.chosen_products(report["polymorphs"], MOST_PRODUCT_IMAGES):
         cif = out.file(files.PRODUCTS) / f"{p['name']}.cif"
         if cif.exists():
             images[p["name"]] = figures.structure_image(read(cif, index=0), folder / files.PRODUCTS / f"{p['name']}.png")  # type: ignore[arg-type]
@@ -187,7 +199,10 @@ def run_page(out: RunDir) -> Path:
         "<h2>First to nucleate, by rule</h2>", _rules_table(report),
         "<h2>What the subcells became</h2>", _products_table(report),
         "<h2>Pictures</h2>", "".join(image(path, alt) for path, alt in drawn),
-        "<h2>Product structures</h2>", _gallery(report, out, images),
+        "<h2>Product structures</h2>",
+        (f"<p>Drawn: the known polymorphs found and the most frequent other products, {len(images)} of "
+         f"{len(report['polymorphs'])}; every product's CIF is below.</p>" if len(images) < len(report["polymorphs"]) else ""),
+        _gallery(report, out, images),
         f"<details><summary>Every product's CIF ({len(all_cifs)})</summary><p>"
         + " · ".join(file_link(c, "chemical/x-cif") for c in all_cifs) + "</p></details>",
         "<h2>Settings</h2>", table(["setting", "value"], settings),

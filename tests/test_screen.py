@@ -87,3 +87,35 @@ def test_cluster_layouts():
     assert cpu_layout(3, 2) == (2, 1) and cpu_layout(1, 16) == (1, 16) and cpu_layout(50, 16) == (16, 1)
     specs = gpu_worker_specs(4)
     assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1", "2", "3"]
+
+
+def test_ctrl_c_stops_the_screen_and_the_same_command_finishes_it(tmp_path):
+    """SIGINT while formulas run: exit 130 with the way to go on, no traceback; the same command
+    again resumes the formulas that were stopped (their config.json is there) and finishes them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "screen"
+    command = [sys.executable, "-m", "amorph.cli.main", "screen", "Cu", "Au", *FAST, "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"COLUMNS": "120"})
+    deadline = time.monotonic() + 180
+    while not ((out / "Cu" / "amorphous.extxyz").exists() or (out / "Au" / "amorphous.extxyz").exists()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no formula reached the subcell stage"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"amorph: stopped by SIGINT; finished work is in {out}: continue with the same `amorph screen` command again"
+    )
+    assert not (out / "screen.csv").exists()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "120"})
+    assert again.returncode == 0, again.stderr
+    rows = _rows(out)
+    assert [rows[f]["status"] for f in ("Cu", "Au")] == ["done", "done"]
+    assert "True" in {rows["Cu"]["resumed"], rows["Au"]["resumed"]}  # at least the one that was stopped mid-run
