@@ -112,7 +112,9 @@ def _products_table(report: dict[str, Any]) -> str:
         return [name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], _percent(p),
                 round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)]
 
-    shown, folded, unknowns = [], [], 0
+    shown: list[dict[str, Any]] = []
+    folded: list[dict[str, Any]] = []
+    unknowns = 0
     for p in report["polymorphs"]:
         unknowns += not p["known"]
         (shown if p["known"] or unknowns <= SHOWN_UNKNOWNS else folded).append(p)
