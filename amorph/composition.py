@@ -58,11 +58,12 @@ def parse_formula(text: str) -> Formula:
     if re.search(r"\d[eE][+-]?\d", cleaned):  # pymatgen would read Cu1e3 as Cu1000
         raise AmorphError(f"{shown(text)} is not a chemical formula: amounts are whole numbers, not powers of ten")
     # pymatgen reads "Ti0O2" as O2, silently dropping the element: a zero amount is a typo
-    for symbol, amount in re.findall(r"([A-Z][a-z]*)(\d+(?:\.\d*)?)", cleaned):
+    for symbol, amount in re.findall(r"([A-Z][a-z]*|[)\]])(\d+(?:\.\d*)?)", cleaned):
+        what = "a group" if symbol in ")]" else symbol  # Ca(OH)0
         if float(amount) == 0:
-            raise AmorphError(f"{shown(text)} gives {symbol} an amount of zero; leave it out or give a whole number of atoms")
+            raise AmorphError(f"{shown(text)} gives {what} an amount of zero; leave it out or give a whole number of atoms")
         if float(amount) > MAX_ATOMS:
-            raise AmorphError(f"{shown(text)} asks for more than {MAX_ATOMS} atoms of {symbol} in one formula unit")
+            raise AmorphError(f"{shown(text)} asks for more than {MAX_ATOMS} atoms of {what} in one formula unit")
     try:
         comp = _composition(cleaned)
     except (ValueError, KeyError, OverflowError):  # pymatgen's message repeats the text, unescaped
@@ -82,16 +83,24 @@ def parse_formula(text: str) -> Formula:
 
 
 def _composition(cleaned: str) -> Composition:
-    """pymatgen's reading of the formula, with adducts (A·nB) summed part by part, which it does not do."""
+    """pymatgen's reading of the formula, with adducts (A·nB) summed part by part, which it does not
+    do. A fractional multiple (Na2CO3·1.5H2O) scales the whole to the smallest whole formula."""
     parts = re.split(f"[{re.escape(ADDUCT_DOTS)}]", cleaned)
     total = Composition()
+    fractional = False
     for k, part in enumerate(parts):
-        count, rest = re.fullmatch(r"\s*([0-9]*)\s*(.*?)\s*", part, flags=re.DOTALL).groups()  # type: ignore[union-attr]
+        count, rest = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)?\s*(.*?)\s*", part, flags=re.DOTALL).groups()  # type: ignore[union-attr]
         if k == 0 and count or not rest:  # "2TiO2" or "TiO2·": not a formula
             raise ValueError(part)
-        if count and int(count) == 0:
+        if count is not None and float(count) == 0:
             raise AmorphError(f"{shown(cleaned)} adds zero of {rest}; leave it out or give a whole number")
-        total += Composition(rest) * int(count or 1)
+        multiple = float(count) if count is not None else 1.0
+        fractional |= not multiple.is_integer()
+        total += Composition(rest) * multiple
+    if fractional:
+        for scale in range(2, 13):  # hemi- (x2), sesqui- (x2), third-hydrates (x3), ...
+            if all(abs(scale * amount - round(scale * amount)) < 1e-6 for amount in total.values()):
+                return total * scale
     return total
 
 

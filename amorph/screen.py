@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import multiprocessing
+import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from amorph.errors import AmorphError
-from amorph.settings import FLAGS, Flag, RunSettings, override
+from amorph.settings import FLAGS, Flag, RunSettings, flat_settings, override
 
 SCREEN_CSV = "screen.csv"
 SCREEN_JSON = "screen.json"
@@ -44,7 +48,18 @@ class ScreenItem:
 
     @property
     def folder_name(self) -> str:
-        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.formula.strip())
+        return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in self.formula.strip())
+
+    @property
+    def key(self) -> str:
+        """What makes two lines the same formula: TiO2, TiO₂ and O2Ti are one; text that is no
+        formula at all (its task will say so) is compared as written."""
+        from amorph.composition import parse_formula
+
+        try:
+            return parse_formula(self.formula).reduced
+        except AmorphError:
+            return self.folder_name
 
 
 def read_items(formulas: Sequence[str], file: Path | None) -> list[ScreenItem]:
@@ -75,9 +90,9 @@ def read_items(formulas: Sequence[str], file: Path | None) -> list[ScreenItem]:
         raise AmorphError("no formulas to screen: give them as arguments or in --file")
     seen: set[str] = set()
     for item in items:
-        if item.folder_name in seen:
+        if item.key in seen:
             raise AmorphError(f"'{item.formula}' is listed twice")
-        seen.add(item.folder_name)
+        seen.add(item.key)
     return items
 
 
@@ -117,35 +132,58 @@ def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
     row: dict[str, Any] = {"formula": settings_data["formula"], "folder": folder, "resumed": False}
     try:
         settings = RunSettings.from_dict(settings_data)
-        if (out / SCREEN_ROW).is_file() and _same_settings(out, settings):
-            return {**json.loads((out / SCREEN_ROW).read_text()), "resumed": False, "skipped": True}
+        resume = (out / CONFIG).is_file()
+        if resume:
+            _check_same_settings(out, settings)
+            finished = _finished_row(out)
+            if finished is not None:
+                return {**finished, "resumed": False, "skipped": True}
+        if multiprocessing.current_process().daemon:  # a cluster's daemon worker may not start children:
+            os.environ["AMORPH_CORES"] = "1"  # relax in this process (md.parallel_relax)
         from amorph.pipeline import predict
 
-        resume = (out / CONFIG).is_file()
         row["resumed"] = resume
         report = predict(settings, out, resume=resume)  # a finished run (report.json there) only reads back
         row.update(_prediction_columns(report))
         row.update(_ground_state_columns(out, settings.device, row.get("predicted")))
-        row["status"], row["error"] = "done", ""
+        row["status"] = "done"
+        row.setdefault("error", "")
     except AmorphError as err:
         row.update(status="failed", error=str(err).splitlines()[0] if str(err) else "error")
     except Exception as err:  # a bug or a library failure: still one row, the screen goes on
         row.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
     row["wall_s"] = round(time.perf_counter() - started, 1)
     if row["status"] == "done":
-        (out / SCREEN_ROW).write_text(json.dumps(row, indent=2) + "\n")
+        from amorph.results.rundir import RunDir
+
+        RunDir(out).write_json(SCREEN_ROW, row)  # atomically: a kill leaves the old file or none
     return row
 
 
-def _same_settings(out: Path, settings: RunSettings) -> bool:
+def _check_same_settings(out: Path, settings: RunSettings) -> None:
+    """Refuse to take or resume a formula's folder that was run with other settings, saying how to
+    go on in a screen's terms (predict's --resume/--restart are not a screen's flags)."""
+    from amorph.inputs import check_same_settings
     from amorph.results.rundir import CONFIG
-    from amorph.settings import differences
 
     try:
         recorded = RunSettings.from_dict(json.loads((out / CONFIG).read_text())["settings"])
     except (OSError, KeyError, ValueError, TypeError):
-        return False
-    return not differences(recorded, settings)
+        raise AmorphError(f"{out / CONFIG} cannot be read; remove {out} to run this formula again") from None
+    try:
+        check_same_settings(recorded, settings, out)
+    except AmorphError as err:
+        changed = str(err).split("(", 1)[1].split(")", 1)[0] if "(" in str(err) else ""
+        raise AmorphError(f"{out} holds a run with other settings ({changed}); screen into another --out, or remove {out}") from None
+
+
+def _finished_row(out: Path) -> dict[str, Any] | None:
+    """The row a finished formula left (screen_row.json), or None where there is none or it cannot be read."""
+    try:
+        row = json.loads((out / SCREEN_ROW).read_text())
+    except (OSError, ValueError):
+        return None
+    return row if isinstance(row, dict) and row.get("status") == "done" else None
 
 
 def _prediction_columns(report: dict[str, Any]) -> dict[str, Any]:
@@ -176,22 +214,19 @@ def _ground_state_columns(out: Path, device: str, predicted: str | None) -> dict
     except AmorphError:
         return {"ground_state": None, "differs": None}
     RunDir(out).write_json(COMPARE_JSON, {"target": str(out), "potential": used, "polymorphs": rows})
-    ground = rows[0]["name"]
-    above = next((r["energy_above_lowest"] for r in rows if r["name"] == predicted), None)
+    # a polymorph whose relaxation did not converge, or gave no finite energy, cannot be the ground state
+    finite = [r for r in rows if math.isfinite(r["energy_per_atom"])]
+    trusted = [r for r in finite if r["converged"]] or finite
+    if not trusted:
+        return {"ground_state": None, "differs": None}
+    ground = min(trusted, key=lambda r: r["energy_per_atom"])
+    mine = next((r for r in finite if r["name"] == predicted), None)
+    above = None if mine is None else mine["energy_per_atom"] - ground["energy_per_atom"]
     return {
-        "ground_state": ground,
+        "ground_state": ground["name"],
         "predicted_above_ground_mev": None if above is None else round(1000 * above, 1),
-        "differs": predicted is not None and predicted != ground,
+        "differs": predicted is not None and predicted != ground["name"],
     }
-
-
-def share_text(row: dict[str, Any]) -> str:
-    if row.get("share") is None or row.get("predicted") is None:
-        return ""
-    text = f"{100 * row['share']:.0f}%"
-    if row.get("share_ci_low") is not None:
-        text += f" [{100 * row['share_ci_low']:.0f}-{100 * row['share_ci_high']:.0f}]"
-    return text
 
 
 # ---------------------------------------------------------------------------------------- the cluster
@@ -204,13 +239,16 @@ def cpu_layout(n_items: int, cores: int) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def gpu_worker_specs(n_gpus: int) -> dict[str, dict[str, Any]]:
-    """SpecCluster workers: one per GPU, each process seeing only its own device."""
+def gpu_worker_specs(n_gpus: int, visible: str | None = None) -> dict[str, dict[str, Any]]:
+    """SpecCluster workers: one per GPU, each process seeing only its own device. `visible` is the
+    CUDA_VISIBLE_DEVICES this process was given (SLURM sets it, e.g. "2,3"): worker k gets its k-th
+    entry, not device k."""
     from distributed import Nanny
 
+    devices = [d.strip() for d in visible.split(",") if d.strip()] if visible else [str(k) for k in range(n_gpus)]
     return {
-        f"gpu-{k}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(k), "AMORPH_CORES": "1"}}}
-        for k in range(n_gpus)
+        f"gpu-{k}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": device, "AMORPH_CORES": "1"}}}
+        for k, device in enumerate(devices[:n_gpus])
     }
 
 
@@ -233,7 +271,7 @@ def start_cluster(n_items: int, workers: int | None, device: str) -> Any:
 
         n_gpus = torch.cuda.device_count() if workers is None else min(workers, torch.cuda.device_count())
         scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
-        return SpecCluster(workers=gpu_worker_specs(n_gpus), scheduler=scheduler, **quiet)
+        return SpecCluster(workers=gpu_worker_specs(n_gpus, os.environ.get("CUDA_VISIBLE_DEVICES")), scheduler=scheduler, **quiet)
     count, cores = cpu_layout(n_items, cpu_workers())
     if workers is not None:
         count, cores = workers, max(1, cpu_workers() // workers)
@@ -277,13 +315,17 @@ def screen(
         cluster = None if scheduler else start_cluster(len(tasks), workers, base.device)
         try:
             with Client(scheduler or cluster) as client:
-                futures = {
-                    client.submit(run_item, data, str(out / item.folder_name), key=f"amorph-{item.folder_name}", pure=False): item
+                futures = {  # keys unique to this screen: a shared scheduler treats equal keys as one task
+                    client.submit(run_item, data, str(out / item.folder_name), key=f"amorph-{item.folder_name}-{uuid.uuid4().hex}"): item
                     for item, data in tasks
                 }
                 for future in as_completed(futures):
                     item = futures[future]
-                    row = future.result()
+                    try:
+                        row = future.result()
+                    except Exception as err:  # the worker itself died (out of memory, a crash): that formula fails
+                        row = {"formula": item.formula, "folder": str(out / item.folder_name), "status": "failed",
+                               "error": f"{type(err).__name__}: {err}".splitlines()[0], "wall_s": 0.0}
                     rows[item.folder_name] = row
                     failed += row["status"] != "done"
                     if on_row:
@@ -301,6 +343,7 @@ def write_summary(rows: Sequence[dict[str, Any]], out: Path, base: RunSettings) 
     import pandas as pd
 
     from amorph.results.html import screen_page
+    from amorph.results.report import share_text
     from amorph.results.rundir import RunDir
 
     table = [{c: row.get(c) for c in COLUMNS} for row in rows]
@@ -308,17 +351,7 @@ def write_summary(rows: Sequence[dict[str, Any]], out: Path, base: RunSettings) 
     folder.write_csv(SCREEN_CSV, pd.DataFrame(table, columns=list(COLUMNS)))
     settings = {k: v for k, v in base.to_dict().items() if k != "formula"}
     folder.write_json(SCREEN_JSON, {"settings": settings, "formulas": table})
-    screen_page([{**row, "share_text": share_text(row)} for row in rows], out, _flat_settings(settings))
-
-
-def _flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flat_settings(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    screen_page([{**row, "share_text": share_text(row) if row.get("predicted") else ""} for row in rows], out, flat_settings(settings))
 
 
 def wall_summary(result: ScreenResult) -> str:

@@ -279,11 +279,12 @@ def option_name(key: str) -> str:
     return _OTHER_OPTIONS.get(key, key)
 
 
-def _flat(settings: RunSettings) -> dict[str, Any]:
+def flat_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """RunSettings.to_dict() (or config.json's "settings") as {"section.name": value}, lists as tuples."""
     out: dict[str, Any] = {}
-    for key, value in settings.to_dict().items():
+    for key, value in data.items():
         if isinstance(value, dict):
-            out |= {f"{key}.{k}": v for k, v in value.items()}
+            out |= {f"{key}.{k}": tuple(v) if isinstance(v, list) else v for k, v in value.items()}
         else:
             out[key] = tuple(value) if isinstance(value, list) else value
     return out
@@ -296,7 +297,7 @@ def differences(recorded: RunSettings, given: RunSettings) -> list[str]:
     """Every setting that differs between a run's config.json and the one asked for, as
     "--seed 0 -> 5". The preset's name is left out (only the values it sets count); everything
     else can change the result, or which rule report.json names."""
-    old, new = _flat(recorded), _flat(given)
+    old, new = flat_settings(recorded.to_dict()), flat_settings(given.to_dict())
     return [
         f"{option_name(key)} {old.get(key)} -> {new.get(key)}"
         for key in sorted(set(old) | set(new))

@@ -329,6 +329,7 @@ def screen(
 
 
 def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from amorph.cli.render import screen_table, stderr, stdout
@@ -344,7 +345,7 @@ def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, schedule
             running = min(len(items) - finished, workers or len(items) - finished)
             progress.update(task, completed=finished, description=f"Screen: {finished - failed} done, {running} running, {failed} failed")
             if row["status"] != "done":
-                progress.console.print(f"[red]{row['formula']}: failed: {row.get('error', '')}[/red]", highlight=False)
+                progress.console.print(f"[red]{escape(row['formula'])}: failed: {escape(row.get('error', ''))}[/red]", highlight=False)
 
         result = screen(items, base, folder, scheduler, workers, on_row)
     if not quiet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from amorph.results.report import unknown_description
+from amorph.results.report import share_text, unknown_description
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -60,12 +61,6 @@ class RichProgress:
         self.console.print(f"[dim]{text}[/dim]")
 
 
-def _share(row: dict[str, Any]) -> str:
-    low, high = row.get("share_ci_low"), row.get("share_ci_high")
-    text = f"{100 * row['share']:.1f}%"
-    return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"
-
-
 MAX_UNKNOWN_ROWS = 8  # the terminal shows the commonest unknowns; polymorphs.csv has them all
 
 
@@ -87,12 +82,12 @@ def polymorph_table(report: dict[str, Any]) -> Table:
                 hidden, hidden_count = hidden + 1, hidden_count + row["count"]
                 continue
             shown_unknowns += 1
-        name = row["name"] if row["known"] else f"[dim]{unknown_description(row)}[/dim]"
+        name = escape(row["name"]) if row["known"] else f"[dim]{escape(unknown_description(row))}[/dim]"  # names from --db files
         table.add_row(
             name,
             f"{row['spacegroup_symbol']} ({row['spacegroup_number']})",
             str(row["count"]),
-            _share(row),
+            share_text(row),
             f"{row['lowest_energy_per_atom']:.4f}",
             f"{row['median_energy_per_atom']:.4f}",
         )
@@ -112,13 +107,13 @@ def rules_table(report: dict[str, Any]) -> Table:
     for rule, named in report.get("predictions", {}).items():
         label = rule + (" *" if rule == chosen else "")
         if named.get("polymorph") is None:
-            table.add_row(label, f"[dim]{named['message']}[/dim]", "", "", "", "", "", "")
+            table.add_row(label, f"[dim]{escape(named['message'])}[/dim]", "", "", "", "", "", "")
             continue
-        name = named["polymorph"] if named["known"] else f"[dim]{named['polymorph']} (no known polymorph)[/dim]"
+        name = escape(named["polymorph"]) if named["known"] else f"[dim]{escape(named['polymorph'])} (no known polymorph)[/dim]"
         row = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
         probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " ?") if "probability" in named else ""
-        runner = named.get("runner_up", {}).get("polymorph", "")
-        table.add_row(label, name, f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", str(named["count"]), _share(row),
+        runner = escape(named.get("runner_up", {}).get("polymorph", ""))
+        table.add_row(label, name, f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", str(named["count"]), share_text(row),
                       f"{named['energy_per_atom']:.4f}", probability, runner)
     return table
 
@@ -144,20 +139,20 @@ def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 def screen_table(rows: list[dict[str, Any]]) -> Table:
     """One line per formula of a screen: the prediction beside the ground state by energy."""
-    from amorph.screen import share_text
-
     table = Table(title="Screen: first to nucleate against the ground state (by energy under the potential)")
     for col, justify in [("formula", "left"), ("first to nucleate", "left"), ("share [95% CI]", "right"), ("ground state", "left"),
                          ("differs", "left"), ("wall (s)", "right"), ("status", "left")]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
+        formula = escape(r["formula"])  # the user's text, and errors quoting it, are not rich markup
         if r["status"] != "done":
-            table.add_row(r["formula"], f"[red]{r.get('error', '')}[/red]", "", "", "", f"{r.get('wall_s', 0):.0f}", "[red]failed[/red]")
+            table.add_row(formula, f"[red]{escape(r.get('error', ''))}[/red]", "", "", "", f"{r.get('wall_s') or 0:.0f}", "[red]failed[/red]")
             continue
-        named = r.get("predicted") or "[dim]none[/dim]"
+        named = escape(r["predicted"]) if r.get("predicted") else "[dim]none[/dim]"
         if r.get("predicted") and r.get("conclusive") is False:
             named += " ?"
         differs = {True: "yes", False: "no"}.get(r.get("differs"), "")  # type: ignore[arg-type]
         status = "done (earlier)" if r.get("skipped") else ("done (resumed)" if r.get("resumed") else "done")
-        table.add_row(r["formula"], named, share_text(r), r.get("ground_state") or "", differs, f"{r.get('wall_s', 0):.0f}", status)
+        shown = share_text(r) if r.get("predicted") else ""
+        table.add_row(formula, named, shown, escape(r.get("ground_state") or ""), differs, f"{r.get('wall_s') or 0:.0f}", status)
     return table

@@ -85,21 +85,22 @@ def partial_rdf(atoms: Atoms, a: str, b: str, r_max: float = RDF_MAX, dr: float 
     neighbour list counts every periodic image, so any cell works."""
     from ase.neighborlist import neighbor_list
 
-    edges = np.arange(0.0, r_max + dr, dr)
+    width = RDF_SMEAR / dr  # in bins
+    reach = int(4 * width)  # the histogram runs this many bins past r_max, so the smearing has data there
+    n_bins = int(round(r_max / dr))
+    edges = np.arange(n_bins + reach + 1) * dr
     r = 0.5 * (edges[1:] + edges[:-1])
     symbols = np.array(atoms.get_chemical_symbols())
     n_a, n_b = int(np.sum(symbols == a)), int(np.sum(symbols == b))
     if n_a == 0 or n_b == 0:
-        return r, np.zeros_like(r)
-    i, j, d = neighbor_list("ijd", atoms, r_max)
-    pairs = d[(symbols[i] == a) & (symbols[j] == b)]
+        return r[:n_bins], np.zeros(n_bins)
+    i, j, d = neighbor_list("ijd", atoms, float(edges[-1]))
+    pairs = d[(symbols[i] == a) & (symbols[j] == b)]  # ordered pairs: for a = b each pair twice, as N_a^2 counts it
     counts, _ = np.histogram(pairs, bins=edges)
     shell = 4.0 * math.pi * r**2 * dr
     g = counts / (n_a * n_b / atoms.get_volume()) / shell
-    width = RDF_SMEAR / dr
-    kernel_x = np.arange(-int(4 * width), int(4 * width) + 1)
-    kernel = np.exp(-0.5 * (kernel_x / width) ** 2)
-    return r, np.convolve(g, kernel / kernel.sum(), mode="same")
+    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / width) ** 2)
+    return r[:n_bins], np.convolve(g, kernel / kernel.sum(), mode="same")[:n_bins]
 
 
 def rdf_figure(amorphous: Sequence[Atoms], crystals: dict[str, Atoms], path: Path) -> Path:

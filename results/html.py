@@ -20,8 +20,9 @@ from typing import Any
 
 from amorph.results import figures
 from amorph.results import rundir as files
-from amorph.results.report import prediction_line, unknown_description
+from amorph.results.report import prediction_line, share_text, unknown_description
 from amorph.results.rundir import RunDir
+from amorph.settings import flat_settings
 
 MOST_PRODUCT_IMAGES = 24  # products drawn in the gallery (figures.chosen_products, then by count); all CIFs are linked
 
@@ -78,14 +79,6 @@ def image(path: Path, alt: str) -> str:
     return f'<figure><img src="{png_data_url(path)}" alt="{escape(alt)}"></figure>'
 
 
-def _flat(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _flat(f"{prefix}.{key}" if prefix else key, inner)
-    else:
-        yield prefix, value
-
-
 def page_title(report: dict[str, Any]) -> str:
     pred = report["prediction"]
     if pred.get("polymorph") is None:
@@ -93,12 +86,6 @@ def page_title(report: dict[str, Any]) -> str:
     if pred.get("conclusive") is False:
         return f"amorph {report['formula']}: inconclusive ({pred['polymorph']} leads)"
     return f"amorph {report['formula']}: {pred['polymorph']} first"
-
-
-def _percent(row: dict[str, Any]) -> str:
-    low, high = row.get("share_ci_low"), row.get("share_ci_high")
-    text = f"{100 * row['share']:.1f}%"
-    return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"
 
 
 SHOWN_UNKNOWNS = 8  # as the terminal: the commonest unknown products in the table, the rest folded away
@@ -109,7 +96,7 @@ def _products_table(report: dict[str, Any]) -> str:
 
     def line(p: dict[str, Any]) -> list[Any]:
         name = p["name"] if p["known"] else unknown_description(p)
-        return [name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], _percent(p),
+        return [name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], share_text(p),
                 round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)]
 
     shown: list[dict[str, Any]] = []
@@ -136,7 +123,7 @@ def _rules_table(report: dict[str, Any]) -> str:
         share = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
         probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " (inconclusive)") if "probability" in named else ""
         rows.append([label, named["polymorph"], f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", named["count"],
-                     _percent(share), probability, named.get("runner_up", {}).get("polymorph", "")])
+                     share_text(share), probability, named.get("runner_up", {}).get("polymorph", "")])
     return table(["rule", "names", "space group", "count", "share [95% CI]", "P(named)", "runner-up"], rows)
 
 
@@ -190,7 +177,7 @@ def run_page(out: RunDir) -> Path:
             images[p["name"]] = figures.structure_image(read(cif, index=0), folder / files.PRODUCTS / f"{p['name']}.png")  # type: ignore[arg-type]
     all_cifs = sorted(out.file(files.PRODUCTS).glob("*.cif")) if out.file(files.PRODUCTS).is_dir() else []
     settings = [[key, json.dumps(value) if isinstance(value, (list, tuple)) else value]
-                for key, value in _flat("", config["settings"])]
+                for key, value in flat_settings(config["settings"]).items()]
     potential = config["potential"]
     sections = [
         f"<h1>{escape(page_title(report))}</h1>",

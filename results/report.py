@@ -185,3 +185,10 @@ def unknown_description(row: dict[str, Any]) -> str:
     if row.get("closest_known"):
         text += f"; nearest {row['closest_known']}, d={row['fingerprint_distance']:.2f}"
     return text + ")"
+
+
+def share_text(row: dict[str, Any]) -> str:
+    """'66.7% [50-83]': a share with its 95% interval (share_ci_low/high), where it has one."""
+    low, high = row.get("share_ci_low"), row.get("share_ci_high")
+    text = f"{100 * row['share']:.1f}%"
+    return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"

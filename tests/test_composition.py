@@ -19,6 +19,7 @@ from amorph.packing import minimum_contact_ratio, random_packing
         ("CuSO4·5H2O", "CuH10SO9", 21),  # a hydrate: the parts summed
         ("CuSO4*5H2O", "CuH10SO9", 21),
         ("Al2(SO4)3·18H2O", "Al2H36(SO10)3", 5 + 12 + 54),
+        ("Na2CO3·1.5H2O", "Na4H6C2O9", 4 + 6 + 2 + 9),  # a sesquihydrate: twice over, in whole atoms
     ],
 )
 def test_parse_formula(text, reduced, n_unit):
@@ -45,6 +46,8 @@ def test_parse_formula(text, reduced, n_unit):
         ("2TiO2", "not a chemical formula"),
         ("TiO2·", "not a chemical formula"),
         ("Cu·0H2O", "adds zero of H2O"),
+        ("TiO2·0.0H2O", "adds zero of H2O"),
+        ("Ca(OH)0", "gives a group an amount of zero"),
         ("Cu·6000H2O", "more than 5000 atoms"),
         ("Ti0O2", "amount of zero"),
         ("Cu10000", "more than 5000 atoms of Cu"),

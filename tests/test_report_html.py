@@ -51,6 +51,23 @@ def test_partial_rdf_of_fcc_copper_peaks_at_the_nearest_neighbour_distance():
     assert abs(r[g[r < 3.2].argmax()] - 2.553) < 0.03 and g[(r > 1.0) & (r < 2.2)].max() < 1e-6
 
 
+def test_partial_rdf_of_an_ideal_gas_is_one_out_to_the_edge_and_symmetric():
+    """Random points (no correlations): every partial g(r) is 1 wherever there are pairs to count,
+    up to r_max (the smearing has data past it), and g_ab = g_ba."""
+    import numpy as np
+    from ase import Atoms
+
+    rng = np.random.default_rng(0)
+    gas = Atoms(["Ti"] * 400 + ["O"] * 800, positions=rng.random((1200, 3)) * 14.0, cell=[14.0] * 3, pbc=True)
+    r, ti_o = figures.partial_rdf(gas, "Ti", "O")
+    _, o_ti = figures.partial_rdf(gas, "O", "Ti")
+    _, o_o = figures.partial_rdf(gas, "O", "O")
+    far = r > 3.0
+    assert np.allclose(ti_o, o_ti)
+    assert abs(ti_o[far].mean() - 1) < 0.03 and abs(o_o[far].mean() - 1) < 0.03
+    assert abs(o_o[r > 5.6].mean() - 1) < 0.05  # no fall-off at the edge
+
+
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("AMORPH_REQUIRE_BROWSER"), reason="no chromium installed")
 def test_the_page_renders_in_headless_chromium(cu_smoke_run, tmp_path):
     assert CHROMIUM is not None, "AMORPH_REQUIRE_BROWSER is set but no chromium is installed"

@@ -87,6 +87,30 @@ def test_cluster_layouts():
     assert cpu_layout(3, 2) == (2, 1) and cpu_layout(1, 16) == (1, 16) and cpu_layout(50, 16) == (16, 1)
     specs = gpu_worker_specs(4)
     assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1", "2", "3"]
+    given = gpu_worker_specs(2, visible="2,3")  # SLURM gave this job GPUs 2 and 3
+    assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in given.values()] == ["2", "3"]
+
+
+def test_a_finished_formula_with_a_broken_row_file_or_other_settings(cu_smoke_run, tmp_path):
+    """A truncated screen_row.json (a kill while it was written) is no finished row: the run is read
+    back and the row written again. Other settings than the folder's run: a failed row that says
+    how to go on in a screen's terms."""
+    import shutil
+
+    from amorph.screen import SCREEN_ROW, run_item
+
+    folder = tmp_path / "Cu"
+    shutil.copytree(cu_smoke_run[0], folder)
+    (folder / SCREEN_ROW).write_text('{"formula": "Cu", "sta')
+    settings = preset_settings("Cu", "smoke", potential="emt", seed=0)
+    row = run_item(settings.to_dict(), str(folder))
+    assert row["status"] == "done" and row["resumed"] and not row.get("skipped")
+    assert json.loads((folder / SCREEN_ROW).read_text())["predicted"] == row["predicted"]
+    again = run_item(settings.to_dict(), str(folder))
+    assert again["skipped"] and again["predicted"] == row["predicted"]
+    other = run_item(preset_settings("Cu", "smoke", potential="emt", seed=5).to_dict(), str(folder))
+    assert other["status"] == "failed"
+    assert other["error"] == f"{folder} holds a run with other settings (--seed 0 -> 5); screen into another --out, or remove {folder}"
 
 
 def test_ctrl_c_stops_the_screen_and_the_same_command_finishes_it(tmp_path):
@@ -119,3 +143,17 @@ def test_ctrl_c_stops_the_screen_and_the_same_command_finishes_it(tmp_path):
     rows = _rows(out)
     assert [rows[f]["status"] for f in ("Cu", "Au")] == ["done", "done"]
     assert "True" in {rows["Cu"]["resumed"], rows["Au"]["resumed"]}  # at least the one that was stopped mid-run
+
+
+def test_the_summary_table_prints_any_text_as_it_is():
+    """A formula or error with brackets is the user's text, not rich markup (no MarkupError)."""
+    from rich.console import Console
+
+    from amorph.cli.render import screen_table
+
+    console = Console(record=True, width=200)
+    console.print(screen_table([{"formula": "Cu[/b]", "status": "failed", "error": "'Cu[/b]' is not a chemical formula", "wall_s": 0.1},
+                                {"formula": "Au", "status": "done", "predicted": "[fcc]", "share": 0.5, "ground_state": "fcc",
+                                 "differs": True, "wall_s": 3.0}]))
+    text = console.export_text()
+    assert "'Cu[/b]' is not a chemical formula" in text and "[fcc]" in text
