@@ -51,11 +51,17 @@ def check_inputs(settings: RunSettings | None, out: Path, resume: bool = False, 
     return settings, formula
 
 
+def changed_settings(recorded: RunSettings, given: RunSettings) -> list[str]:
+    """The settings that differ from a run's own, as "--seed 0 -> 5"; one formula written two ways
+    ("TiO2 ", "O2Ti") is no difference."""
+    if parse_formula(given.formula).reduced == parse_formula(recorded.formula).reduced:
+        given = replace(given, formula=recorded.formula)
+    return differences(recorded, given)
+
+
 def check_same_settings(recorded: RunSettings, given: RunSettings, out: Path) -> None:
     """Refuse to resume a run under settings other than its own, naming each that differs."""
-    if parse_formula(given.formula).reduced == parse_formula(recorded.formula).reduced:
-        given = replace(given, formula=recorded.formula)  # "tio2 " and "TiO2" are one formula
-    changed = differences(recorded, given)
+    changed = changed_settings(recorded, given)
     if changed:
         raise AmorphError(
             f"--resume: {out} was run with other settings ({'; '.join(changed)}); give its own flags, "

@@ -163,18 +163,16 @@ def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
 def _check_same_settings(out: Path, settings: RunSettings) -> None:
     """Refuse to take or resume a formula's folder that was run with other settings, saying how to
     go on in a screen's terms (predict's --resume/--restart are not a screen's flags)."""
-    from amorph.inputs import check_same_settings
+    from amorph.inputs import changed_settings
     from amorph.results.rundir import CONFIG
 
     try:
         recorded = RunSettings.from_dict(json.loads((out / CONFIG).read_text())["settings"])
     except (OSError, KeyError, ValueError, TypeError):
         raise AmorphError(f"{out / CONFIG} cannot be read; remove {out} to run this formula again") from None
-    try:
-        check_same_settings(recorded, settings, out)
-    except AmorphError as err:
-        changed = str(err).split("(", 1)[1].split(")", 1)[0] if "(" in str(err) else ""
-        raise AmorphError(f"{out} holds a run with other settings ({changed}); screen into another --out, or remove {out}") from None
+    changed = changed_settings(recorded, settings)
+    if changed:
+        raise AmorphError(f"{out} holds a run with other settings ({'; '.join(changed)}); screen into another --out, or remove {out}")
 
 
 def _finished_row(out: Path) -> dict[str, Any] | None:
