@@ -31,13 +31,22 @@ def reference_volume(formula: Formula, polymorphs: list[Polymorph]) -> Reference
     return ReferenceVolume(volume_per_atom_from_radii(formula), "estimate from covalent radii")
 
 
+def starting_cell(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> tuple[int, float, ReferenceVolume]:
+    """Atoms in the starting cell, its volume (A^3), and the reference crystal that volume comes from."""
+    n_atoms = number_of_atoms(formula, settings.target_atoms)
+    reference = reference_volume(formula, polymorphs)
+    return n_atoms, settings.volume_factor * reference.per_atom * n_atoms, reference
+
+
 def check_room(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> None:
     """Refuse a starting cell too small for its atoms (a tiny --volume-factor), before any work: the
     atoms' contact spheres (packing.CONTACT_FRACTION of their covalent radii) cannot fill more of
     space than a dense random packing does, so no push could part them and the MD would blow up."""
-    n_atoms = number_of_atoms(formula, settings.target_atoms)
-    reference = reference_volume(formula, polymorphs)
-    volume = settings.volume_factor * reference.per_atom * n_atoms
+    n_atoms, volume, _ = starting_cell(formula, settings, polymorphs)
+    _refuse_crowded(formula, settings, n_atoms, volume)
+
+
+def _refuse_crowded(formula: Formula, settings: PackingSettings, n_atoms: int, volume: float) -> None:
     needed = CONTACT_FRACTION**3 * volume_per_atom_from_radii(formula) * n_atoms
     if volume < needed:
         raise AmorphError(
@@ -50,8 +59,6 @@ def start_structure(
     formula: Formula, settings: PackingSettings, rng: np.random.Generator, polymorphs: list[Polymorph]
 ) -> tuple[Atoms, ReferenceVolume]:
     """Random cubic cell of ~target_atoms atoms at volume_factor x the reference crystal volume."""
-    check_room(formula, settings, polymorphs)  # again: the reference may have come from relaxed prototypes
-    n_atoms = number_of_atoms(formula, settings.target_atoms)
-    reference = reference_volume(formula, polymorphs)
-    atoms = random_packing(formula, n_atoms, settings.volume_factor * reference.per_atom * n_atoms, rng)
-    return atoms, reference
+    n_atoms, volume, reference = starting_cell(formula, settings, polymorphs)
+    _refuse_crowded(formula, settings, n_atoms, volume)  # again: the reference may have come from relaxed prototypes
+    return random_packing(formula, n_atoms, volume, rng), reference

@@ -158,13 +158,15 @@ def run_page(out: RunDir) -> Path:
         drawn.append((figures.melt_quench_figure(out.read_rows(files.MELT_QUENCH_LOG), folder / figures.MELT_QUENCH_PNG),
                       "melt-quench: temperature and potential energy against time"))
     known = [Polymorph.from_dict(d) for d in out.read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
-    crystals: dict[str, Atoms] = {}
+    crystals: dict[str, Atoms] = {}  # legend label -> structure; each polymorph drawn once
+    shown: set[str] = set()
     for label, polymorph in [("predicted", next((p for p in known if p.name == predicted), None)),
                              ("ground state", next((p for p in known if p.ground_state), None))]:
-        if polymorph is not None and polymorph.name not in {c.split(": ")[1] for c in crystals}:
+        if polymorph is not None and polymorph.name not in shown:
             crystals[f"{label}: {polymorph.name}"] = Atoms(AseAtomsAdaptor().get_atoms(polymorph.structure))
+            shown.add(polymorph.name)
     product_cif = out.file(files.PRODUCTS) / f"{predicted}.cif"
-    if predicted is not None and not any(predicted in c for c in crystals) and product_cif.exists():
+    if predicted is not None and predicted not in shown and product_cif.exists():  # no known polymorph: its product
         crystals[f"predicted: {predicted}"] = read(product_cif, index=0)  # type: ignore[assignment]
     drawn.append((figures.rdf_figure(out.read_atoms(files.AMORPHOUS_XYZ), crystals, folder / figures.RDF_PNG),
                   "partial radial distribution functions"))
