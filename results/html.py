@@ -15,6 +15,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from html import escape
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +55,13 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], classes: Iterabl
     """An HTML table; numbers right-aligned, everything escaped."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = []
-    for row, cls in zip(rows, classes or _forever("")):
+    for row, cls in zip(rows, classes or repeat("")):
         cells = "".join(
             f'<td class="num">{escape(str(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool) else f"<td>{escape(str(v))}</td>"
             for v in row
         )
         body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _forever(value: str) -> Iterable[str]:
-    while True:
-        yield value
 
 
 def page(title: str, sections: Sequence[str]) -> str:
