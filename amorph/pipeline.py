@@ -526,11 +526,9 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
         run.out.write_atoms(f"{files.PRODUCTS}/{name}.cif", atoms, "cif")
 
 
-def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
-    """Step 6: count each polymorph; the most frequent known one nucleates first."""
-    records = read_records(run.out.read_rows(files.SUBCELLS_CSV), str(run.out.file(files.SUBCELLS_CSV)))
-    valid = [r for r in records if r.valid]
-    polymorphs = {p.name: p for p in run.references()}
+def outcomes_of(valid: list[SubcellRecord], references: list[Polymorph]) -> list[Outcome]:
+    """What each valid subcell of subcells.csv became, as the rules take it (matching.rules)."""
+    polymorphs = {p.name: p for p in references}
     outcomes = []
     for r in valid:
         if r.known_polymorph:
@@ -541,6 +539,14 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
                 r.match, False, r.spacegroup_symbol, r.spacegroup_number, r.structure_type, r.closest_known, r.fingerprint_distance
             )
         outcomes.append(Outcome(r.id, identity, r.final_energy_per_atom, parse_formula(r.formula).reduced))
+    return outcomes
+
+
+def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
+    """Step 6: count each polymorph; the most frequent known one nucleates first."""
+    records = read_records(run.out.read_rows(files.SUBCELLS_CSV), str(run.out.file(files.SUBCELLS_CSV)))
+    valid = [r for r in records if r.valid]
+    outcomes = outcomes_of(valid, run.references())
     intervals = share_intervals([r.match for r in valid], [r.replica for r in valid], run.rng(STREAM_BOOTSTRAP))
     rows = [replace(t, share_ci_low=intervals[t.name][0], share_ci_high=intervals[t.name][1]) for t in tally(outcomes)]
     run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([t.to_dict() for t in rows]))

@@ -1,0 +1,65 @@
+"""How the relaxation's step limit changes the answer: relax finished runs' subcells again with another.
+
+    python benchmarks/relax_again.py amorph-runs/accuracy amorph-runs/relax-150 --relax-steps 150 --only TiO2-seed0,TiO2-seed1
+    python benchmarks/accuracy.py benchmarks/data/first_nucleating.csv --out amorph-runs/relax-150 --seeds 0,1 --score-only
+
+Every run folder under SRC (one with config.json and subcells_initial.extxyz; `--only` picks folder
+names) is copied to the same place under DST with only its first three stages (references, start,
+melt-quench, subcells cut), its settings changed to the new step limit, and resumed there: the
+amorphous cell and its subcells are the ones the run had, so only the relaxation differs, and
+accuracy.py scores the copies as it scores any run. Prints each copy's crystallization time beside
+the original's (one core each unless AMORPH_CORES says otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from amorph.pipeline import predict
+from amorph.results import rundir as files
+from amorph.results.checkpoint import CHECKPOINT
+from amorph.settings import RunSettings
+
+LATER_STAGES = (files.SUBCELLS_RELAXED, CHECKPOINT, files.SAMPLING, files.SUBCELLS_CSV, files.POLYMORPHS_CSV, files.REPORT,
+                files.PRODUCTS, files.REPORT_HTML, files.FIGURES)
+
+
+def copy_before_relaxing(run: Path, target: Path, relax_steps: int) -> RunSettings:
+    """The run up to its cut subcells, with the new step limit written into its settings."""
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns(*LATER_STAGES))
+    config = json.loads((target / files.CONFIG).read_text())
+    config["settings"]["relax"]["max_steps"] = relax_steps
+    (target / files.CONFIG).write_text(json.dumps(config, indent=2))
+    return RunSettings.from_dict(config["settings"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", type=Path)
+    parser.add_argument("dst", type=Path)
+    parser.add_argument("--relax-steps", type=int, required=True)
+    parser.add_argument("--only", default="", help="comma-separated run folder names (default: every run under SRC)")
+    args = parser.parse_args()
+    runs = sorted(p.parent for p in args.src.rglob(files.SUBCELLS_INITIAL) if (p.parent / files.CONFIG).is_file())
+    if args.only:
+        wanted = args.only.split(",")
+        runs = sorted((r for r in runs if r.name in wanted), key=lambda r: wanted.index(r.name))
+    print(f"relaxing again with at most {args.relax_steps} FIRE steps: {len(runs)} runs", flush=True)
+    for run in runs:
+        target = args.dst / run.relative_to(args.src)
+        if not (target / files.REPORT).is_file():
+            if not (target / files.CONFIG).is_file():
+                settings = copy_before_relaxing(run, target, args.relax_steps)
+            else:  # an interrupted copy: resume it where it stopped
+                settings = RunSettings.from_dict(json.loads((target / files.CONFIG).read_text())["settings"])
+            predict(settings, target, resume=True)
+        seconds = [json.loads((r / files.REPORT).read_text()).get("timings", {}).get("crystallize_subcells") for r in (run, target)]
+        text = " -> ".join("-" if s is None else f"{s:.0f} s" for s in seconds)
+        print(f"{run.relative_to(args.src)}: crystallization {text}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
