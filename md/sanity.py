@@ -19,7 +19,13 @@ from ase import Atoms
 from amorph.errors import AmorphError
 
 ENERGY_WINDOW = (-15.0, 5.0)  # eV/atom: every DFT-trained potential and EMT fall inside for real crystals
-MAX_FORCE = 1.0  # eV/A on any atom of the reference crystal
+# eV/A on any atom of the reference crystal. Not 1: a DFT-trained potential puts the experimental
+# crystal off its own minimum, and stiff short bonds turn that into forces of a few eV/A. Measured
+# under CHGNet on the 169 built-in crystals: the largest force 3.8 eV/A (gamma-Al2O3), on a ground
+# state 3.3 (gamma-WO3; then alpha-MoO3 2.0, alpha-V2O5 2.0, beta-Si3N4 1.2, calcite 1.1), and a
+# limit of 1 refused those five formulas. Wrong weights show in the energy (anatase at -21 eV/atom,
+# the scaled model of the tests at 8e6 eV/atom) long before a force of 10 eV/A.
+MAX_FORCE = 10.0
 
 
 @dataclass(frozen=True)
