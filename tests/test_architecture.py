@@ -54,7 +54,7 @@ def test_presets_are_changes_from_the_defaults():
     assert PRESETS["standard"] == {}
     assert preset_settings("Cu", "standard") == RunSettings("Cu", preset="standard")
     quick = preset_settings("Cu", "quick")
-    assert (quick.packing.target_atoms, quick.subcells.n_max, quick.relax.max_steps) == (48, 12, 100)
+    assert (quick.packing.target_atoms, quick.subcells.n_max, quick.relax.max_steps) == (48, 12, 150)
     assert quick.relax.fmax == RunSettings("Cu").relax.fmax  # untouched fields keep the default
     assert flag("--t-high").help == "Melt temperature, K."
 
