@@ -10,8 +10,9 @@ round every stopping rule is asked whether to stop:
 - `P>=t`: the run's prediction rule names one product on at least a share t of the bootstrap
   resamples (amorph.matching.rules.rule_probabilities, the same P the report gives).
 No rule stops before two rounds, as in the pipeline. A relaxation does not depend on which other
-subcells are relaxed beside it, so a prefix of a finished run is what a run that stopped there
-would have relaxed; the products are named as the finished run named them. Prints, per run and
+subcells are relaxed beside it (to rounding: a fresh TiO2 run named all 120 subcells as a copy
+relaxed in other batches did, energies within 5 meV/atom), so a prefix of a finished run is what a
+run that stopped there would have relaxed; the products are named as the finished run named them. Prints, per run and
 stopping rule, the subcells relaxed and the answer there, then totals: subcells relaxed, high rows
 right, conclusive answers right.
 """

@@ -4,8 +4,8 @@
     python benchmarks/accuracy.py benchmarks/data/first_nucleating.csv --out amorph-runs/relax-150 --seeds 0,1 --score-only
 
 Every run folder under SRC (one with config.json and subcells_initial.extxyz; `--only` picks folder
-names) is copied to the same place under DST with only its first three stages (references, start,
-melt-quench, subcells cut), its settings changed to the new step limit, and resumed there: the
+names) is copied to the same place under DST with only what comes before the relaxation (references,
+start, melt-quench, cut subcells), its settings changed to the new step limit, and resumed there: the
 amorphous cell and its subcells are the ones the run had, so only the relaxation differs, and
 accuracy.py scores the copies as it scores any run. Prints each copy's crystallization time beside
 the original's (one core each unless AMORPH_CORES says otherwise).
