@@ -22,6 +22,29 @@ def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     return code, captured.out, captured.err
 
 
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module, loaded as it runs (from its folder, so `import accuracy`
+    works) and registered under its name (dataclasses look their module up)."""
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+@pytest.fixture
+def benchmark_script():
+    """load_benchmark, for tests of the scripts in benchmarks/."""
+    return load_benchmark
+
+
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     return lambda *args: run_cli(list(args), monkeypatch, capsys)

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("relax_again", ROOT / "benchmarks" / "relax_again.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def test_relax_again_keeps_the_cut_subcells_and_changes_only_the_step_limit(cu_smoke_run, tmp_path, monkeypatch):
+def test_relax_again_keeps_the_cut_subcells_and_changes_only_the_step_limit(cu_smoke_run, tmp_path, monkeypatch, benchmark_script):
     run, _ = cu_smoke_run
     src = tmp_path / "src"
     shutil.copytree(run, src / "cu")
     monkeypatch.setattr(sys, "argv", ["relax_again.py", str(src), str(tmp_path / "dst"), "--relax-steps", "3"])
-    _script().main()
+    benchmark_script("relax_again").main()
     copy = tmp_path / "dst" / "cu"
     assert (copy / "subcells_initial.extxyz").read_bytes() == (run / "subcells_initial.extxyz").read_bytes()
     assert (copy / "amorphous.extxyz").read_bytes() == (run / "amorphous.extxyz").read_bytes()

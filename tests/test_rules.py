@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -69,13 +67,9 @@ def test_bad_rule_is_one_line(cli, tmp_path):
     assert code == 2 and stderr.count("\n") == 1 and "--rule" in stderr
 
 
-@pytest.fixture(scope="module")
-def accuracy():
-    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["accuracy"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+@pytest.fixture
+def accuracy(benchmark_script):
+    return benchmark_script("accuracy")
 
 
 def test_benchmark_scoring(accuracy):
@@ -180,19 +174,13 @@ def _records(spec: list[tuple[str, bool, float]]):
     ]
 
 
-def test_adaptive_replay_stops_where_the_rule_says_and_shows_the_energy_rule_stopping_too_early():
+def test_adaptive_replay_stops_where_the_rule_says_and_shows_the_energy_rule_stopping_too_early(benchmark_script):
     """A rare lower-energy polymorph that first forms late: a stop on the energy rule's P ends the
     sampling before it appears (the trap docs/accuracy.md measured on TiO2); relaxing everything finds it."""
 
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("adaptive_replay", ROOT / "benchmarks" / "adaptive_replay.py")
-        replay_module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(replay_module)  # type: ignore[union-attr]
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    replay_module = benchmark_script("adaptive_replay")
     from pymatgen.core import Lattice, Structure
 
     from amorph.matching.polymorph import Polymorph
