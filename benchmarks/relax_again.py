@@ -1,11 +1,13 @@
-"""How the relaxation's step limit changes the answer: relax finished runs' subcells again with another.
+"""How the relaxation's step limit or potential changes the answer: relax finished runs' subcells again.
 
     python benchmarks/relax_again.py amorph-runs/accuracy amorph-runs/relax-150 --relax-steps 150 --only TiO2-seed0,TiO2-seed1
     python benchmarks/accuracy.py benchmarks/data/first_nucleating.csv --out amorph-runs/relax-150 --seeds 0,1 --score-only
+    python benchmarks/relax_again.py amorph-runs/accuracy amorph-runs/relax-d3 --relax-steps 150 --potential chgnet+d3
 
 Every run folder under SRC (one with config.json and subcells_initial.extxyz; `--only` picks folder
 names) is copied to the same place under DST with only what comes before the relaxation (references,
-start, melt-quench, cut subcells), its settings changed to the new step limit, and resumed there: the
+start, melt-quench, cut subcells), its settings changed to the new step limit (and `--potential`, which
+config.json then records with a note that the melt-quench ran under the old one), and resumed there: the
 amorphous cell and its subcells are the ones the run had, so only the relaxation differs, and
 accuracy.py scores the copies as it scores any run. Prints each copy's crystallization time beside
 the original's (one core each unless AMORPH_CORES says otherwise).
@@ -18,6 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
+from amorph.md.potentials import load_potential
 from amorph.pipeline import predict
 from amorph.results import rundir as files
 from amorph.results.checkpoint import CHECKPOINT
@@ -27,11 +30,19 @@ LATER_STAGES = (files.SUBCELLS_RELAXED, CHECKPOINT, files.SAMPLING, files.SUBCEL
                 files.PRODUCTS, files.REPORT_HTML, files.FIGURES)
 
 
-def copy_before_relaxing(run: Path, target: Path, relax_steps: int) -> RunSettings:
-    """The run up to its cut subcells, with the new step limit written into its settings."""
+def copy_before_relaxing(run: Path, target: Path, relax_steps: int, potential: str | None = None) -> RunSettings:
+    """The run up to its cut subcells, with the new step limit (and potential) written into its settings."""
     shutil.copytree(run, target, ignore=shutil.ignore_patterns(*LATER_STAGES))
     config = json.loads((target / files.CONFIG).read_text())
     config["settings"]["relax"]["max_steps"] = relax_steps
+    if potential is not None and potential != config["settings"]["potential"]:
+        loaded = load_potential(potential, config["settings"]["device"])
+        before = config["potential"]["used"]
+        config["settings"]["potential"] = potential
+        config["potential"] |= {"requested": potential, "used": loaded.name, "description": loaded.description,
+                                "weights_checksum": loaded.checksum}
+        config["potential"]["notes"] = [*config["potential"].get("notes", []),
+                                        f"melt-quench and cut under {before}; subcells relaxed under {loaded.name} (relax_again.py)"]
     (target / files.CONFIG).write_text(json.dumps(config, indent=2))
     return RunSettings.from_dict(config["settings"])
 
@@ -41,18 +52,20 @@ def main() -> None:
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     parser.add_argument("--relax-steps", type=int, required=True)
+    parser.add_argument("--potential", default=None, help="relax under this potential instead of the run's own")
     parser.add_argument("--only", default="", help="comma-separated run folder names (default: every run under SRC)")
     args = parser.parse_args()
     runs = sorted(p.parent for p in args.src.rglob(files.SUBCELLS_INITIAL) if (p.parent / files.CONFIG).is_file())
     if args.only:
         wanted = args.only.split(",")
         runs = sorted((r for r in runs if r.name in wanted), key=lambda r: wanted.index(r.name))
-    print(f"relaxing again with at most {args.relax_steps} FIRE steps: {len(runs)} runs", flush=True)
+    under = f" under {args.potential}" if args.potential else ""
+    print(f"relaxing again with at most {args.relax_steps} FIRE steps{under}: {len(runs)} runs", flush=True)
     for run in runs:
         target = args.dst / run.relative_to(args.src)
         if not (target / files.REPORT).is_file():
             if not (target / files.CONFIG).is_file():
-                settings = copy_before_relaxing(run, target, args.relax_steps)
+                settings = copy_before_relaxing(run, target, args.relax_steps, args.potential)
             else:  # an interrupted copy: resume it where it stopped
                 settings = RunSettings.from_dict(json.loads((target / files.CONFIG).read_text())["settings"])
             predict(settings, target, resume=True)

@@ -255,10 +255,18 @@ def default_max_atoms(device: str) -> int:
 
 
 def make_evaluator(potential: LoadedPotential, batched: bool = True, max_atoms: int | None = None) -> BatchEvaluator:
-    """The batched evaluator for matgl and CHGNet models; the ASE loop for everything else (or when asked)."""
+    """The batched evaluator for matgl and CHGNet models, with D3 batched on top when the potential has
+    it; the ASE loop for everything else (or when asked), whose calculator then includes D3 itself."""
     limit = max_atoms or default_max_atoms(potential.device)
-    if batched and potential.name.startswith("matgl:"):
-        return MatglEvaluator(potential, limit)
-    if batched and potential.name == "chgnet":
-        return ChgnetEvaluator(potential, limit)
-    return AseEvaluator(potential)
+    inner: BatchEvaluator
+    if batched and potential.base_name.startswith("matgl:"):
+        inner = MatglEvaluator(potential, limit)
+    elif batched and potential.base_name == "chgnet":
+        inner = ChgnetEvaluator(potential, limit)
+    else:
+        return AseEvaluator(potential)
+    if potential.dispersion:
+        from amorph.md.dispersion import DispersionEvaluator
+
+        return DispersionEvaluator(inner)
+    return inner

@@ -1,7 +1,8 @@
 """Named interatomic potentials behind one interface: an ASE calculator plus what it covers.
 
 `--potential` takes: `emt`, `chgnet`, `matgl:MODEL` (a matgl model name or a local directory)
-and `auto` (the default matgl model when cached or downloadable, else chgnet).
+and `auto` (the default matgl model when cached or downloadable, else chgnet); any of them with
+`+d3` appended gets Grimme's D3(BJ) dispersion added (md.dispersion).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import io
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ DEFAULT_MATGL_MODEL = "TensorNet-MatPES-PBE-v2025.1-PES"
 MATGL_HF_ORG = "materialyze"
 CHGNET_VERSION = "0.3.0"
 EMT_METALS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"})
+D3_SUFFIX = "+d3"  # md.dispersion; kept here so a spec is parsed without importing torch
 
 
 class TorchModel(Protocol):
@@ -59,6 +61,12 @@ class LoadedPotential:
     make_calculator: Callable[[], Calculator]
     model: TorchModel | None = None  # the torch model, for the batched evaluators; None for EMT
     notes: list[str] = field(default_factory=list)
+    dispersion: bool = False  # D3(BJ) added on top (md.dispersion): make_calculator includes it
+
+    @property
+    def base_name(self) -> str:
+        """The potential without its dispersion correction: what decides the batched evaluator."""
+        return self.name.removesuffix(D3_SUFFIX) if self.dispersion else self.name
 
     def torch_model(self) -> TorchModel:
         """The torch model, for an evaluator that batches it."""
@@ -111,6 +119,8 @@ def load_potential(spec: str, device: str = "auto") -> LoadedPotential:
     """Turn a `--potential` value into a LoadedPotential; AmorphError on anything unusable."""
     spec = spec.strip()
     check_potential_spec(spec)
+    if spec.endswith(D3_SUFFIX):
+        return with_d3(load_potential(spec.removesuffix(D3_SUFFIX), device))
     if spec == "emt":
         return _load_emt()
     dev = resolve_device(device)
@@ -200,10 +210,33 @@ def matgl_directory(name: str) -> Path | None:
 def check_potential_spec(spec: str) -> None:
     """Refuse a `--potential` value that cannot name a potential, without loading anything."""
     spec = spec.strip()
-    if spec.startswith("matgl:"):
-        matgl_directory(spec.removeprefix("matgl:") or DEFAULT_MATGL_MODEL)
-    elif spec not in ("emt", "chgnet", "matgl", "auto"):
-        raise AmorphError(f"unknown potential '{spec}' (choose auto, chgnet, emt or matgl:MODEL)")
+    base = spec.removesuffix(D3_SUFFIX)
+    if base.startswith("matgl:"):
+        matgl_directory(base.removeprefix("matgl:") or DEFAULT_MATGL_MODEL)
+    elif base not in ("emt", "chgnet", "matgl", "auto"):
+        raise AmorphError(
+            f"unknown potential '{spec}' (choose auto, chgnet, emt or matgl:MODEL, each optionally with {D3_SUFFIX})"
+        )
+
+
+def with_d3(base: LoadedPotential) -> LoadedPotential:
+    """`base` plus Grimme's D3(BJ) dispersion with PBE's parameters (md.dispersion)."""
+    from importlib.metadata import version
+
+    from pymatgen.core import Element
+
+    from amorph.md.dispersion import D3_MAX_Z, with_d3_calculator
+
+    covered = frozenset(el.symbol for el in Element if el.Z <= D3_MAX_Z)
+    make_base = base.make_calculator
+    return replace(
+        base,
+        name=base.name + D3_SUFFIX,
+        description=f"{base.description} + DFT-D3(BJ), PBE parameters (Grimme et al. 2010, 2011; torch-dftd {version('torch-dftd')})",
+        elements=base.elements & covered,
+        make_calculator=lambda: with_d3_calculator(make_base()),
+        dispersion=True,
+    )
 
 
 def _load_matgl(name: str, device: str) -> LoadedPotential:

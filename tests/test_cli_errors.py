@@ -43,6 +43,8 @@ FAST = ["--potential", "emt", "--preset", "smoke"]
         (["predict", "Cu", *FAST, "--atoms", "abc"], "atoms"),
         (["predict", "Cu", "--potential", "matgl:/no/such/model", "--preset", "smoke"], "missing model.json"),
         (["predict", "Cu", "--potential", "nonsense", "--preset", "smoke"], "unknown potential"),
+        (["predict", "Cu", "--potential", "emt+d4", "--preset", "smoke"], "unknown potential 'emt+d4'"),
+        (["predict", "Cu", "--potential", "matgl:/no/such/model+d3", "--preset", "smoke"], "missing model.json"),
         (["predict", "Cu", "--potential", "emt", "--preset", "huge"], "unknown preset"),
         (["predict", "Cu", *FAST, "--resume"], "--resume"),
         (["predict", "Cu0Au", *FAST], "gives Cu an amount of zero"),

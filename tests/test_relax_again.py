@@ -25,3 +25,23 @@ def test_relax_again_keeps_the_cut_subcells_and_changes_only_the_step_limit(cu_s
     assert [r["id"] for r in again] == [r["id"] for r in before]
     assert max(int(r["relax_steps"]) for r in again) <= 3 < max(int(r["relax_steps"]) for r in before)
     assert json.loads((copy / "report.json").read_text())["prediction"]
+
+
+def test_relax_again_under_another_potential_records_it(cu_smoke_run, tmp_path, monkeypatch, benchmark_script):
+    run, _ = cu_smoke_run
+    src = tmp_path / "src"
+    shutil.copytree(run, src / "cu")
+    argv = ["relax_again.py", str(src), str(tmp_path / "dst"), "--relax-steps", "5", "--potential", "emt+d3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    benchmark_script("relax_again").main()
+    copy = tmp_path / "dst" / "cu"
+    config = json.loads((copy / "config.json").read_text())
+    assert config["settings"]["potential"] == "emt+d3" and config["potential"]["used"] == "emt+d3"
+    assert any("melt-quench and cut under emt" in note for note in config["potential"]["notes"])
+    energies = {}
+    for folder in (run, copy):
+        with open(folder / "subcells.csv", newline="") as handle:
+            energies[folder] = [float(r["initial_energy_per_atom"]) for r in csv.DictReader(handle)]
+    # the same subcells, now with D3's (large, for a metal) binding added
+    assert len(energies[copy]) == len(energies[run])
+    assert all(d3 < plain - 0.1 for d3, plain in zip(energies[copy], energies[run]))
