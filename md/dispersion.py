@@ -14,16 +14,13 @@ reference path (`with_d3_calculator`) the batched one is tested against.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.units import Bohr
 
-from amorph.md.evaluators import BatchEvaluator
-from amorph.md.neighbours import SkinNeighbours, periodic_edges
-from amorph.md.state import BatchResult, CellBatch, Evaluation, atom_cells
+from amorph.md.evaluators import BatchEvaluator, _GraphEvaluator
+from amorph.md.neighbours import SkinNeighbours
+from amorph.md.state import BatchResult, CellBatch
 
 # Pairs and coordination numbers within 40 bohr (21.2 A), as MACE-MP's dispersion option takes them;
 # the C6/r^6 tail beyond adds a few meV/atom, nearly the same for polymorphs of one formula.
@@ -49,8 +46,9 @@ def with_d3_calculator(inner: Calculator) -> Calculator:
     )
 
 
-class DispersionEvaluator(BatchEvaluator):
-    """Another evaluator's energies, forces and stresses plus D3(BJ), for the same packed cells.
+class DispersionEvaluator(_GraphEvaluator):
+    """Another evaluator's energies, forces and stresses plus D3(BJ), for the same packed cells; its own
+    neighbour lists (at D3's cutoff) are kept per cell as the graph evaluators keep theirs.
 
     Forces are -dE/dr and the stress dE/d(strain)/V from one autograd pass over the D3 energy of
     strained positions, lattices and image vectors (as md.evaluators.ChgnetEvaluator does for CHGNet).
@@ -79,11 +77,7 @@ class DispersionEvaluator(BatchEvaluator):
 
     def forget(self, keys: list[int]) -> None:
         self.inner.forget(keys)
-        self.neighbours.forget(keys)
-
-    def evaluate(self, cells: Sequence[Atoms], keys: list[int] | None = None) -> list[Evaluation]:
-        batch = CellBatch.from_atoms(cells, self.device, keys)
-        return self.evaluate_batch(batch).evaluations([len(c) for c in cells])
+        super().forget(keys)
 
     def evaluate_batch(self, batch: CellBatch) -> BatchResult:
         base = self.inner.evaluate_batch(batch)
@@ -99,15 +93,8 @@ class DispersionEvaluator(BatchEvaluator):
         numbers = batch.numbers.to(device)
         if bool((numbers > D3_MAX_Z).any()):
             raise ValueError(f"D3 covers elements up to Z = {D3_MAX_Z}")
-        counts = batch.counts.to(device)
-        lattices = batch.cells.to(device, torch.float64)
-        atom_cell = atom_cells(counts)
+        _, lattices, atom_cell, _, edges, shifts = self._listed(batch)
         positions = batch.positions.to(device, torch.float64).detach().requires_grad_(True)
-        frac = torch.linalg.solve(lattices[atom_cell].transpose(1, 2), positions.detach().unsqueeze(-1)).squeeze(-1)
-        if batch.keys is None:
-            edges, shifts = periodic_edges(frac, lattices, counts, D3_CUTOFF)
-        else:
-            edges, shifts = self.neighbours.edges(frac, lattices, counts, batch.keys)
         strain = torch.zeros_like(lattices, requires_grad=True)
         deform = torch.eye(3, dtype=torch.float64, device=device) + 0.5 * (strain + strain.transpose(1, 2))
         strained = torch.einsum("ni,nij->nj", positions, deform[atom_cell])

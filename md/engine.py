@@ -34,7 +34,7 @@ class Relaxer:
         self.potential = potential
         self.fmax, self.max_steps = fmax, max_steps
         self.evaluator: BatchEvaluator = make_evaluator(potential, batched=engine == "batched")
-        self.workers = worker_count(expected_cells, potential.device, potential.name) if engine == "batched" else 1
+        self.workers = worker_count(expected_cells, potential.device, potential.base_name) if engine == "batched" else 1
         self.pool: WorkerPool | None = None
 
     def __enter__(self) -> Relaxer:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 
-from amorph.md.potentials import D3_SUFFIX
 from amorph.md.relax import RelaxResult
 
 if TYPE_CHECKING:
@@ -50,8 +49,7 @@ def cpu_workers() -> int:
 
 def worker_count(n_cells: int, device: str, potential_name: str) -> int:
     """How many processes to relax n_cells with: 1 on a GPU, for analytic potentials, or for little work."""
-    base = potential_name.removesuffix(D3_SUFFIX)
-    if device != "cpu" or not (base == "chgnet" or base.startswith("matgl:")):
+    if device != "cpu" or not (potential_name == "chgnet" or potential_name.startswith("matgl:")):
         return 1
     return max(1, min(cpu_workers(), n_cells // MIN_CELLS_PER_WORKER))
 
