@@ -2,9 +2,9 @@
 
 CHGNet and matgl's MatPES models learned PBE (and PBE+U) energies. PBE has no dispersion: it barely
 binds the layers of graphite, MoS2 or V2O5, so relaxed subcells of those solids let their layers
-drift apart or out of register, and an amorphous cell quenched with it is too open. D3(BJ) with
-PBE's parameters is the correction the Materials Project's own r2SCAN/PBE-D3 comparisons and
-MACE-MP's `dispersion=True` use; `--potential chgnet+d3` adds it.
+drift apart or out of register (measured on C and MoS2: docs/accuracy.md, "Dispersion"). D3(BJ)
+with PBE's parameters is the correction MACE-MP's `dispersion=True` adds to its PBE-trained
+potential; `--potential chgnet+d3` adds it here.
 
 The D3 terms themselves (C6 tables, coordination numbers, damping) come from torch-dftd (Preferred
 Networks, MIT). We call its module on our own batched neighbour lists (md.neighbours) rather than
