@@ -513,15 +513,16 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
         for atoms in relaxed
     ]
     run.out.write_csv(files.SUBCELLS_CSV, pd.DataFrame([r.to_row() for r in records], columns=list(SUBCELL_COLUMNS)))
-    # one CIF per distinct product: its lowest-energy member
+    # one CIF per distinct product: its lowest-energy member (a layered polymorph's stacking variants apart)
     best: dict[str, tuple[float, Atoms]] = {}
     for atoms in relaxed:
         label = labels.get(atoms.info["subcell_id"])
         if label is None:
             continue
+        name = label.label + ("-stacking-variant" if label.stacking_variant else "")
         e = atoms.info["final_energy"] / len(atoms)
-        if label.label not in best or e < best[label.label][0]:
-            best[label.label] = (e, atoms)
+        if name not in best or e < best[name][0]:
+            best[name] = (e, atoms)
     for name, (_, atoms) in best.items():
         run.out.write_atoms(f"{files.PRODUCTS}/{name}.cif", atoms, "cif")
 
@@ -533,7 +534,7 @@ def outcomes_of(valid: list[SubcellRecord], references: list[Polymorph]) -> list
     for r in valid:
         if r.known_polymorph:
             pm = polymorphs[r.match]
-            identity = Identity(r.match, True, pm.spacegroup_symbol, pm.spacegroup_number)
+            identity = Identity(r.match, True, pm.spacegroup_symbol, pm.spacegroup_number, stacking_variant=r.stacking_variant)
         else:
             identity = Identity(
                 r.match, False, r.spacegroup_symbol, r.spacegroup_number, r.structure_type, r.closest_known, r.fingerprint_distance

@@ -10,14 +10,19 @@ step (bucketing, fingerprint-gated clustering, matching, naming of unknowns) sep
     python benchmarks/matching_throughput.py --n 300 --compare-fit
         # also names them as before reduce-once (every StructureMatcher.fit reduces both structures
         # itself), side by side in one run: labels must be identical; fits counted and timed both ways
+    python benchmarks/matching_throughput.py --layers RUN [RUN ...]
+        # names finished runs' valid products with and without the layer check (matching.layers),
+        # interleaved in one process, best of 2: what naming layered products by their layers costs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -109,13 +114,45 @@ def compare_fit(products: list[Product]) -> None:
     print(f"labels identical: {not differ and old.keys() == new.keys()} ({len(differ)} of {len(old)} differ)")
 
 
+def compare_layers(runs: list[Path]) -> None:
+    """Seconds to name each run's valid products with the layer check and without it, side by side."""
+    from amorph.matching.layers import LayerFamilies
+    from amorph.matching.polymorph import Polymorph
+    from amorph.pipeline import _product
+    from amorph.results.rundir import RunDir
+
+    with_layers = LayerFamilies.named_by_layers
+    for run in runs:
+        out = RunDir(run)
+        products = [_product(a) for a in out.read_atoms("subcells_relaxed.extxyz") if a.info["valid"]]
+        references = [Polymorph.from_dict(d) for d in json.loads((run / "known_polymorphs.json").read_text())["polymorphs"]]
+        best = {"with": float("inf"), "without": float("inf")}
+        named = {}
+        try:
+            for _ in range(2):
+                for way in best:
+                    LayerFamilies.named_by_layers = with_layers if way == "with" else (lambda self, structure, candidates: None)
+                    started = time.perf_counter()
+                    named[way] = identify(products, references)
+                    best[way] = min(best[way], time.perf_counter() - started)
+        finally:
+            LayerFamilies.named_by_layers = with_layers
+        variants = sum(label.stacking_variant for label in named["with"].values())
+        print(f"{run.name}: {len(products)} products, {best['without']:.2f} s without the layer check, {best['with']:.2f} s with it "
+              f"({best['with'] / best['without']:.2f}x); {variants} named by their layers")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--small", action="store_true", help="1,000 products")
     parser.add_argument("--compare-fit", action="store_true", help="only: plain fit vs reduce once, side by side")
+    parser.add_argument("--layers", type=Path, nargs="+", metavar="RUN", help="only: finished runs named with and without the layer check")
     args = parser.parse_args()
     one_blas_thread()  # as a run does (amorph.threads)
+    if args.layers:
+        compare_layers(args.layers)
+        return
     n = 1_000 if args.small else args.n
 
     structures = synthetic_products(n)

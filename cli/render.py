@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from amorph.results.report import share_text, unknown_description
+from amorph.results.report import share_text, stacking_note, unknown_description
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -83,6 +83,7 @@ def polymorph_table(report: dict[str, Any]) -> Table:
                 continue
             shown_unknowns += 1
         name = escape(row["name"]) if row["known"] else f"[dim]{escape(unknown_description(row))}[/dim]"  # names from --db files
+        name += escape(stacking_note(row))
         table.add_row(
             name,
             f"{row['spacegroup_symbol']} ({row['spacegroup_number']})",
@@ -110,6 +111,7 @@ def rules_table(report: dict[str, Any]) -> Table:
             table.add_row(label, f"[dim]{escape(named['message'])}[/dim]", "", "", "", "", "", "")
             continue
         name = escape(named["polymorph"]) if named["known"] else f"[dim]{escape(named['polymorph'])} (no known polymorph)[/dim]"
+        name += escape(stacking_note(named))
         row = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
         probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " ?") if "probability" in named else ""
         runner = escape(named.get("runner_up", {}).get("polymorph", ""))

@@ -10,6 +10,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from amorph.matching.fingerprint import fingerprint, fingerprint_distance
+from amorph.matching.layers import LayerFamilies
 from amorph.matching.matcher import make_matcher, reduced_for_matching
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.prototypes import structure_type
@@ -45,6 +46,7 @@ class Identity:
     structure_type: str = ""
     closest_known: str = ""
     closest_distance: float = float("nan")
+    stacking_variant: bool = False  # a known layered polymorph's layers in another stacking (matching.layers)
 
 
 # Two products whose fingerprints differ by more than this are not compared with the (much slower)
@@ -61,6 +63,7 @@ class _Cluster:
     fingerprint: np.ndarray
     match: Polymorph | None
     reduced: Structure  # the leader's structure as the matcher reduces it (see matching.matcher.reduced_for_matching)
+    stacking_variant: bool = False  # named by its layers, not matched outright (matching.layers)
 
 
 class Clusters:
@@ -69,7 +72,8 @@ class Clusters:
     Products are bucketed by reduced formula and space group; within a bucket each product is compared
     with the leader of every cluster so far (a fingerprint gate before each StructureMatcher call) and
     joins the first it matches, else leads a new cluster, which alone is compared with the known
-    polymorphs. Adding products later costs only their own comparisons: `--max-subcells auto` adds
+    polymorphs: outright, else by its layers (a layered polymorph's stacking variant, see
+    matching.layers). Adding products later costs only their own comparisons: `--max-subcells auto` adds
     each round's products instead of naming everything again.
 
     Each structure is reduced for the matcher once (a product when it is first compared, a leader's
@@ -87,6 +91,7 @@ class Clusters:
         # id(polymorph) -> its reduced structure, filled when first needed; the polymorphs stay alive in
         # by_formula, so their ids stay theirs (Polymorph's own == compares structures, too slow for a key)
         self._known_reduced: dict[int, Structure] = {}
+        self.layers = LayerFamilies(self.matcher)
 
     def add(self, products: list[Product]) -> None:
         """Place products (lowest energy first, so leaders are the lowest-energy members)."""
@@ -109,7 +114,11 @@ class Clusters:
                     reduced = reduced_for_matching(self.matcher, product.structure)
                 candidates = self.by_formula.get(formula, [])
                 match = best_match(product.structure, candidates, self.matcher, reduced, self._reduced_known_of(candidates))
-                clusters.append(_Cluster([product], mine, match, reduced))
+                variant = False
+                if match is None:
+                    match = self.layers.named_by_layers(product.structure, candidates)
+                    variant = match is not None
+                clusters.append(_Cluster([product], mine, match, reduced, variant))
 
     def _reduced_known_of(self, polymorphs: list[Polymorph]) -> list[Structure]:
         """The polymorphs' structures reduced for the matcher, each reduced once per Clusters."""
@@ -141,7 +150,9 @@ class Clusters:
                     continue
                 m = cluster.match
                 for product in cluster.members:
-                    labels[product.subcell_id] = Identity(m.name, True, m.spacegroup_symbol, m.spacegroup_number)
+                    labels[product.subcell_id] = Identity(
+                        m.name, True, m.spacegroup_symbol, m.spacegroup_number, stacking_variant=cluster.stacking_variant
+                    )
         unknown.sort(key=lambda c: (-len(c.members), c.members[0].energy_per_atom))
         prints: dict[str, list[tuple[str, object]]] = {}
         for k, cluster in enumerate(unknown, start=1):
@@ -160,7 +171,8 @@ def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, 
     """Label every product (see Clusters). Returns subcell_id -> Identity.
 
     When several known polymorphs fit (close pairs such as cubic and tetragonal BaTiO3), the one with
-    the smallest RMS displacement wins. Unmatched clusters become numbered unknowns.
+    the smallest RMS displacement wins. A layered product that fits none is named by its layers where
+    they are a known polymorph's (matching.layers). Unmatched clusters become numbered unknowns.
     """
     clusters = Clusters(polymorphs)
     clusters.add(products)

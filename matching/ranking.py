@@ -39,6 +39,7 @@ class PolymorphTally:
     fingerprint_distance: float = float("nan")
     share_ci_low: float = float("nan")  # 95% bootstrap interval of the share (matching.statistics)
     share_ci_high: float = float("nan")
+    stacking_variants: int = 0  # of count: the polymorph's layers in another stacking (matching.layers)
 
     def to_dict(self) -> dict:
         """JSON-ready: a missing number is null, not NaN (which strict JSON readers refuse)."""
@@ -71,6 +72,7 @@ def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
                 structure_type=identity.structure_type,
                 closest_known=identity.closest_known,
                 fingerprint_distance=identity.closest_distance,
+                stacking_variants=sum(o.identity.stacking_variant for o in members),
             )
         )
     return sorted(rows, key=tally_order)

@@ -21,7 +21,7 @@ from typing import Any
 
 from amorph.results import figures
 from amorph.results import rundir as files
-from amorph.results.report import prediction_line, share_text, unknown_description
+from amorph.results.report import prediction_line, share_text, stacking_note, unknown_description
 from amorph.results.rundir import RunDir
 from amorph.settings import flat_settings
 
@@ -91,7 +91,7 @@ def _products_table(report: dict[str, Any]) -> str:
     header = ["product", "space group", "count", "share [95% CI]", "lowest E (eV/atom)", "median E (eV/atom)"]
 
     def line(p: dict[str, Any]) -> list[Any]:
-        name = p["name"] if p["known"] else unknown_description(p)
+        name = (p["name"] if p["known"] else unknown_description(p)) + stacking_note(p)
         return [name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], share_text(p),
                 round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)]
 
@@ -118,7 +118,7 @@ def _rules_table(report: dict[str, Any]) -> str:
             continue
         share = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
         probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " (inconclusive)") if "probability" in named else ""
-        rows.append([label, named["polymorph"], f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", named["count"],
+        rows.append([label, named["polymorph"] + stacking_note(named), f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", named["count"],
                      share_text(share), probability, named.get("runner_up", {}).get("polymorph", "")])
     return table(["rule", "names", "space group", "count", "share [95% CI]", "P(named)", "runner-up"], rows)
 

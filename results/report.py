@@ -66,6 +66,7 @@ def named_by(
         "share": chosen.share,
         "share_ci95": [chosen.share_ci_low, chosen.share_ci_high],
         "energy_per_atom": chosen.lowest_energy_per_atom,
+        "stacking_variants": chosen.stacking_variants,  # of count: its layers in another stacking (matching.layers)
     } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell)
 
 
@@ -165,6 +166,7 @@ def prediction_line(report: dict[str, Any]) -> str:
     if pred.get("conclusive") is False:
         return f"{report['formula']}{how}: {pred['message']} ({pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples)"
     unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
+    variants = f", {pred['stacking_variants']} of them in another stacking" if pred.get("stacking_variants") else ""
     sure = f", named on {100 * pred['probability']:.0f}% of resamples" if "probability" in pred else ""
     return (
         f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
@@ -173,7 +175,15 @@ def prediction_line(report: dict[str, Any]) -> str:
         + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
         + sure
         + ")"
+        + variants
     )
+
+
+def stacking_note(row: dict[str, Any]) -> str:
+    """' (3 of 5 in another stacking)' for a layered polymorph (a polymorphs row or a rule's pick) whose
+    count holds its layers stacked in no known way (matching.layers); '' for any other."""
+    variants = row.get("stacking_variants")
+    return f" ({variants} of {row['count']} in another stacking)" if variants else ""
 
 
 def unknown_description(row: dict[str, Any]) -> str:

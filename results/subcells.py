@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ class SubcellRecord:
     structure_type: str  # unknown products: prototype or AFLOW-style label
     closest_known: str  # unknown products: the known polymorph nearest in fingerprint
     fingerprint_distance: float
+    # named by its layers: a known layered polymorph's layers in another stacking (matching.layers); last,
+    # with a default, so that subcells.csv files written before it are still read
+    stacking_variant: bool = False
 
     @classmethod
     def from_relaxed(cls, atoms: Atoms, symmetry: Symmetry | None, identity: Identity | None) -> SubcellRecord:
@@ -71,6 +74,7 @@ class SubcellRecord:
             structure_type=identity.structure_type if identity else "",
             closest_known=identity.closest_known if identity else "",
             fingerprint_distance=identity.closest_distance if identity else math.nan,
+            stacking_variant=bool(identity and identity.stacking_variant),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -82,6 +86,8 @@ class SubcellRecord:
         column when a cell is missing or unreadable)."""
         values = {}
         for f in fields(cls):
+            if (f.name not in row or row[f.name] is None) and f.default is not MISSING:
+                continue  # a column added later: files written before it take the default
             if f.name not in row or row[f.name] is None:
                 raise ValueError(f"no column {f.name}")
             try:

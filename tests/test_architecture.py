@@ -184,6 +184,9 @@ def test_an_unreadable_subcells_row_names_file_line_and_column(cu_smoke_run):
     old = [{k: v for k, v in row.items() if k != "cut_push"} for row in rows]
     with pytest.raises(AmorphError, match="no column cut_push"):
         read_records(old, "subcells.csv")
+    # a column added with a default (stacking_variant) may be missing: files written before it are read
+    before = [{k: v for k, v in row.items() if k != "stacking_variant"} for row in rows]
+    assert [r.stacking_variant for r in read_records(before, "subcells.csv")] == [False] * len(rows)
 
 
 def test_joining_cells_with_and_without_keys_is_refused():
