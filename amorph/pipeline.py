@@ -57,7 +57,7 @@ from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
 from amorph.results.subcells import SubcellRecord, read_records
 from amorph.settings import RunSettings
-from amorph.start import check_room, reference_volume, start_structure
+from amorph.start import check_room, out_of_room, reference_volume, start_structure
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
@@ -226,12 +226,19 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     if limit.raised_from is not None:
         progress.note(f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that every known polymorph's primitive cell can fit")
     check_reachable(polymorphs, limit.n_max, run.formula.reduced, progress)
+    n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
+    if roomless:
+        listed = ", ".join(
+            f"{r.name} (a cell edge of {r.edge:.1f} A, {r.needed:.1f} A at the amorphous density; --atoms {r.atoms})" for r in roomless
+        )
+        progress.note(f"subcells of this {n_atoms}-atom cell ({edge:.1f} A on a side) are too short to become: {listed}")
     run.out.write_json(
         files.KNOWN_POLYMORPHS,
         {
             "formula": run.formula.reduced,
             "sources": list(run.settings.databases),
             "subcell_size_limit": asdict(limit),
+            "cell_room": {"edge": edge, "too_short_for": [asdict(r) for r in roomless]},
             "polymorphs": [p.to_dict() for p in polymorphs],
         },
     )

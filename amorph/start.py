@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,42 @@ def starting_cell(formula: Formula, settings: PackingSettings, polymorphs: list[
     n_atoms = number_of_atoms(formula, settings.target_atoms)
     reference = reference_volume(formula, polymorphs)
     return n_atoms, settings.volume_factor * reference.per_atom * n_atoms, reference
+
+
+@dataclass(frozen=True)
+class OutOfRoom:
+    """A known polymorph whose most compact cell is longer than the starting cell allows."""
+
+    name: str
+    edge: float  # longest edge of its Niggli-reduced primitive cell, A (matching.symmetry.longest_edge)
+    needed: float  # that edge at the amorphous density (volume_factor^(1/3) longer), A
+    atoms: int  # the fewest atoms (whole formula units) whose starting cell is that long
+
+
+def out_of_room(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> tuple[int, float, list[OutOfRoom]]:
+    """The starting cell's atoms and edge (A), and the known polymorphs no subcell of it can become by
+    its shape.
+
+    Subcells are boxes cut from the cubic starting cell, so none is longer than its edge L; a crystal
+    forms in a box only if the box's edges span a cell of that crystal, and every cell of a crystal has
+    an edge at least as long as its most compact cell's longest edge e. At the amorphous density
+    (volume_factor x the reference crystal's) that edge is e x volume_factor^(1/3), so a polymorph with
+    e x volume_factor^(1/3) > L is out of reach unless relaxation stretches a box past the cell. The
+    room needs L^3 = N x volume_factor x v_ref: N >= e^3 / v_ref atoms (the volume factor cancels).
+    """
+    from amorph.matching.symmetry import longest_edge  # spglib: not needed for the rest of stage 1
+
+    n_atoms, volume, reference = starting_cell(formula, settings, polymorphs)
+    edge = volume ** (1 / 3)
+    stretch = settings.volume_factor ** (1 / 3)
+    per_unit = formula.atoms_per_formula_unit
+    out = []
+    for polymorph in polymorphs:
+        e = longest_edge(polymorph.structure)
+        if e * stretch > edge * (1 + 1e-9):
+            atoms = per_unit * math.ceil(e**3 / reference.per_atom / per_unit - 1e-9)
+            out.append(OutOfRoom(polymorph.name, e, e * stretch, atoms))
+    return n_atoms, edge, out
 
 
 def check_room(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> None:

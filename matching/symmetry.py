@@ -12,7 +12,7 @@ import numpy as np
 # cannot symmetrize at a given tolerance; the ladder expects such failures, a terminal user cannot act on them.
 os.environ.setdefault("SPGLIB_WARNING", "OFF")
 import spglib  # noqa: E402
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 # Tolerances in A, tightest first. Products of a machine-learned relaxation are slightly rattled,
 # so a tight tolerance alone often says P1; the ladder reports the most symmetric answer and
@@ -58,3 +58,13 @@ def primitive_size(structure: Structure, symprec: float = 0.01) -> int:
     cell = _spglib_cell(structure)
     found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
     return len(structure) if found is None else len(found[2])
+
+
+def longest_edge(structure: Structure, symprec: float = 0.01) -> float:
+    """The longest edge (A) of the crystal's most compact cell (its primitive cell, Niggli-reduced: the
+    shortest basis). Every cell of the crystal has an edge at least this long, so a subcell box, and the
+    amorphous cell it is cut from, must reach it at their density for the crystal to form in them."""
+    cell = _spglib_cell(structure)
+    found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
+    lattice = structure.lattice if found is None else Lattice(found[0])
+    return float(max(lattice.get_niggli_reduced_lattice().abc))

@@ -24,6 +24,30 @@ def test_unreachable_polymorphs_are_named_before_md(cli, tmp_path):
                           "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
     assert code == 0, stderr
     assert "subcells of at most 1 atoms cannot become: hcp (2 atoms), 4h (4 atoms)" in stderr
+    # and by shape: 4H's c (9.4 A) is longer than the 32-atom cell's edge (8.5 A)
+    assert "are too short to become: 4h" in " ".join(stderr.split())
+    room = json.loads((out / "known_polymorphs.json").read_text())["cell_room"]
+    assert [r["name"] for r in room["too_short_for"]] == ["4h"] and room["too_short_for"][0]["needed"] > room["edge"]
+
+
+def test_a_polymorph_longer_than_the_cell_is_out_of_room():
+    """A box cut from the cubic cell is never longer than its edge, and every cell of a crystal has an
+    edge at least as long as its most compact cell's longest: brookite's 9.17 A a does not fit the quick
+    preset's 48-atom TiO2 cell (8.3 A), and the atoms that give it room do."""
+    from dataclasses import replace
+
+    from amorph.composition import parse_formula
+    from amorph.matching.database import known_polymorphs
+    from amorph.settings import preset_settings
+    from amorph.start import out_of_room
+
+    tio2, packing = parse_formula("TiO2"), preset_settings("TiO2", "quick").packing
+    n_atoms, edge, short = out_of_room(tio2, packing, known_polymorphs("TiO2"))
+    assert n_atoms == 48 and 8.2 < edge < 8.4
+    assert [r.name for r in short] == ["brookite"] and short[0].atoms == 75 and short[0].atoms % 3 == 0
+    assert out_of_room(tio2, replace(packing, target_atoms=75), known_polymorphs("TiO2"))[2] == []
+    assert out_of_room(tio2, replace(packing, target_atoms=72), known_polymorphs("TiO2"))[2] != []
+    assert out_of_room(parse_formula("Cu"), packing, known_polymorphs("Cu"))[2] == []
 
 
 def test_no_reachable_polymorph_stops_before_md(cli, tmp_path):
