@@ -526,7 +526,7 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
         label = labels.get(atoms.info["subcell_id"])
         if label is None:
             continue
-        name = label.label + ("-stacking-variant" if label.stacking_variant else "")
+        name = label.label + (files.STACKING_VARIANT_SUFFIX if label.stacking_variant else "")
         e = atoms.info["final_energy"] / len(atoms)
         if name not in best or e < best[name][0]:
             best[name] = (e, atoms)

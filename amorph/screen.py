@@ -35,7 +35,7 @@ SCREEN_JSON = "screen.json"
 SCREEN_ROW = "screen_row.json"  # in each formula's run folder, once it is finished
 COLUMNS = (
     "formula", "status", "predicted", "spacegroup", "known", "share", "share_ci_low", "share_ci_high", "probability",
-    "conclusive", "ground_state", "predicted_above_ground_mev", "differs", "wall_s", "resumed", "error", "folder",
+    "conclusive", "stacking_variants", "ground_state", "predicted_above_ground_mev", "differs", "wall_s", "resumed", "error", "folder",
 )  # fmt: skip
 
 
@@ -198,6 +198,7 @@ def _prediction_columns(report: dict[str, Any]) -> dict[str, Any]:
         "share_ci_high": high,
         "probability": pred.get("probability"),
         "conclusive": pred.get("conclusive", True),
+        "stacking_variants": pred.get("stacking_variants", 0),  # of its count: its layers in another stacking
     }
 
 

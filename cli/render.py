@@ -151,6 +151,8 @@ def screen_table(rows: list[dict[str, Any]]) -> Table:
             table.add_row(formula, f"[red]{escape(r.get('error', ''))}[/red]", "", "", "", f"{r.get('wall_s') or 0:.0f}", "[red]failed[/red]")
             continue
         named = escape(r["predicted"]) if r.get("predicted") else "[dim]none[/dim]"
+        if r.get("stacking_variants"):
+            named += f" ({r['stacking_variants']} in another stacking)"
         if r.get("predicted") and r.get("conclusive") is False:
             named += " ?"
         differs = {True: "yes", False: "no"}.get(r.get("differs"), "")  # type: ignore[arg-type]

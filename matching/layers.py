@@ -35,10 +35,11 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from amorph.matching.matcher import reduced_for_matching
 from amorph.matching.polymorph import Polymorph
 
 # The gap between restacked layers, in units of the in-plane spacing sqrt(area per atom): wide enough
-# that no two layers bond (graphene: 3.2 A; MoS2: 4.4 A), the same for every layer so that layers, not
+# that no two layers bond (graphene: 3.2 A; MoS2: 3.4 A), the same for every layer so that layers, not
 # gaps, are compared.
 GAP = 2.0
 
@@ -46,19 +47,28 @@ GAP = 2.0
 def layers_of(structure: Structure) -> list[Structure] | None:
     """Each layer of a layered structure alone in a periodic cell (AA, a gap of GAP spacings), or None
     when the structure is not made of 2D components only."""
-    components = isolate_components(AseAtomsAdaptor.get_atoms(structure))
+    try:
+        components = isolate_components(AseAtomsAdaptor.get_atoms(structure))
+    except (AssertionError, ValueError, np.linalg.LinAlgError):
+        # ASE asserts on bases it cannot build; an odd relaxed product is then "not layered", and one
+        # product must not stop the naming of all the others
+        return None
     if set(components) != {"2D"}:
         return None
     return [_restacked(layer) for layer in components["2D"]]
 
 
 def _restacked(layer: Atoms) -> Structure:
-    """One isolated layer (ASE puts it in the xy plane) in a cell whose third vector is normal to it."""
-    z = layer.positions[:, 2]
-    spacing = np.sqrt(np.linalg.norm(np.cross(layer.cell[0], layer.cell[1])) / len(layer))
+    """One isolated layer (ASE puts it in the xy plane) in a right-handed cell whose third vector is
+    normal to it. ASE's in-plane vectors may have a x b pointing down (-z); then the layer is turned
+    over (z -> -z) rather than mirrored, so a layer and its mirror image stay different layers."""
     cell = np.array(layer.cell)
-    cell[2] = [0.0, 0.0, z.max() - z.min() + GAP * spacing]
-    positions = layer.positions - [0.0, 0.0, z.min()]
+    up = 1.0 if np.cross(cell[0], cell[1])[2] > 0 else -1.0
+    z = up * layer.positions[:, 2]
+    spacing = np.sqrt(np.linalg.norm(np.cross(cell[0], cell[1])) / len(layer))
+    cell[2] = [0.0, 0.0, up * (z.max() - z.min() + GAP * spacing)]
+    positions = layer.positions.copy()
+    positions[:, 2] = up * (z - z.min())
     return AseAtomsAdaptor.get_structure(Atoms(layer.numbers, positions=positions, cell=cell, pbc=True))
 
 
@@ -68,13 +78,18 @@ class LayerFamilies:
 
     def __init__(self, matcher: StructureMatcher):
         self.matcher = matcher
-        self._layers: dict[int, list[Structure] | None] = {}  # id(polymorph) -> its layers (see Clusters)
+        # id(polymorph) -> (the polymorph, kept alive so its id stays its own; its layers reduced for the matcher)
+        self._layers: dict[int, tuple[Polymorph, list[Structure] | None]] = {}
 
     def _layers_of(self, polymorph: Polymorph) -> list[Structure] | None:
         key = id(polymorph)
         if key not in self._layers:
-            self._layers[key] = layers_of(polymorph.structure)
-        return self._layers[key]
+            self._layers[key] = (polymorph, self._reduced(layers_of(polymorph.structure)))
+        return self._layers[key][1]
+
+    def _reduced(self, layers: list[Structure] | None) -> list[Structure] | None:
+        """Each layer reduced once for the matcher (matching.matcher.reduced_for_matching), not at every fit."""
+        return None if layers is None else [reduced_for_matching(self.matcher, layer) for layer in layers]
 
     def named_by_layers(self, structure: Structure, candidates: list[Polymorph]) -> Polymorph | None:
         """The polymorph a product that matches none outright is named after by its layers, or None
@@ -82,13 +97,16 @@ class LayerFamilies:
         layered = [(p, layers) for p in candidates if (layers := self._layers_of(p))]
         if not layered:
             return None
-        mine = layers_of(structure)
+        mine = self._reduced(layers_of(structure))
         if not mine:
             return None
+        # every layer of the product is one of the polymorph's layers (each built-in layered polymorph
+        # has one kind of layer; a product of two kinds joins a polymorph only if it has both)
+        fit = self.matcher.fit
         family = [
             (k, p)
             for k, (p, layers) in enumerate(layered)
-            if all(any(self.matcher.fit(known, layer) for known in layers) for layer in mine)
+            if all(any(fit(known, layer, skip_structure_reduction=True) for known in layers) for layer in mine)
         ]
         if not family:
             return None

@@ -49,7 +49,9 @@ def rule_probabilities(
     out: dict[PredictionRule, dict[str, float]] = {rule: {} for rule in RULES}
     if not outcomes:
         return out
-    template = {row.name: row for row in tally(list(outcomes))}  # names, known flags, space groups
+    # names, known flags, space groups; a resample's rows take count, share and lowest energy of their own
+    # (stacking_variants and the medians stay the whole run's: no rule reads them)
+    template = {row.name: row for row in tally(list(outcomes))}
     names = sorted(template)
     code_of = {name: k for k, name in enumerate(names)}
     codes = np.array([code_of[o.identity.label] for o in outcomes])

@@ -128,8 +128,8 @@ def _gallery(report: dict[str, Any], out: RunDir, images: dict[str, Path]) -> st
     by_name = {p["name"]: p for p in report["polymorphs"]}
     for name, png in images.items():
         p = by_name[name]
-        cif = out.file(files.PRODUCTS) / f"{name}.cif"
-        label = name if p["known"] else unknown_description(p)
+        cif = files.product_cif(out.file(files.PRODUCTS), name)
+        label = (name if p["known"] else unknown_description(p)) + stacking_note(p)
         cards.append(
             f'<figure class="product"><img src="{png_data_url(png)}" alt="structure of {escape(name)}">'
             f"<figcaption>{escape(label)}<br>{escape(p['spacegroup_symbol'])} ({p['spacegroup_number']}), "
@@ -170,7 +170,7 @@ def run_page(out: RunDir) -> Path:
     drawn.append((figures.energy_share_figure(report["polymorphs"], predicted, folder / figures.ENERGY_SHARE_PNG), "energy against share"))
     images = {}
     for p in figures.chosen_products(report["polymorphs"], MOST_PRODUCT_IMAGES):
-        cif = out.file(files.PRODUCTS) / f"{p['name']}.cif"
+        cif = files.product_cif(out.file(files.PRODUCTS), p["name"])
         if cif.exists():
             images[p["name"]] = figures.structure_image(read(cif, index=0), folder / files.PRODUCTS / f"{p['name']}.png")  # type: ignore[arg-type]
     all_cifs = sorted(out.file(files.PRODUCTS).glob("*.cif")) if out.file(files.PRODUCTS).is_dir() else []

@@ -163,10 +163,11 @@ def prediction_line(report: dict[str, Any]) -> str:
         return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
     rule = pred.get("rule", "most-frequent")
     how = "" if rule == DEFAULT_RULE else f" ({rule} rule)"
-    if pred.get("conclusive") is False:
-        return f"{report['formula']}{how}: {pred['message']} ({pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples)"
-    unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
     variants = f", {pred['stacking_variants']} of them in another stacking" if pred.get("stacking_variants") else ""
+    if pred.get("conclusive") is False:
+        leads = f"{pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples"
+        return f"{report['formula']}{how}: {pred['message']} ({leads}{variants})"
+    unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
     sure = f", named on {100 * pred['probability']:.0f}% of resamples" if "probability" in pred else ""
     return (
         f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "

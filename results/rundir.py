@@ -37,10 +37,18 @@ POLYMORPHS_CSV = "polymorphs.csv"
 REPORT = "report.json"
 SAMPLING = "sampling.json"
 PRODUCTS = "products"
+STACKING_VARIANT_SUFFIX = "-stacking-variant"  # products/<name>-stacking-variant.cif: a layered polymorph's other stacking
 REPORT_HTML = "report.html"  # the run on one self-contained page (results.html)
 FIGURES = "figures"  # PNGs (results.figures)
 COMPARE_CSV = "compare.csv"
 COMPARE_JSON = "compare.json"
+
+
+def product_cif(products: Path, name: str) -> Path:
+    """A product's CIF in products/: the one matching the polymorph outright, else its stacking variant's."""
+    exact = products / f"{name}.cif"
+    variant = products / f"{name}{STACKING_VARIANT_SUFFIX}.cif"
+    return exact if exact.exists() or not variant.exists() else variant
 
 
 class RunDir:

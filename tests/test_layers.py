@@ -30,6 +30,14 @@ def _aa_graphite(gap: float) -> Structure:
     return Structure(Lattice.hexagonal(2.46, gap), ["C", "C"], [[0, 0, 0], [1 / 3, 2 / 3, 0]])
 
 
+def _shifted_graphite(gap: float) -> Structure:
+    """Two graphene sheets a cell, the second shifted by half a bond along a (neither AA, AB nor ABC)."""
+    lattice = Lattice.hexagonal(2.46, 2 * gap)
+    sheet = [[0, 0], [1 / 3, 2 / 3]]
+    coords = [[x, y, 0.0] for x, y in sheet] + [[(x + 1 / 6) % 1, (y + 1 / 6) % 1, 0.5] for x, y in sheet]
+    return Structure(lattice, ["C"] * 4, coords)
+
+
 def _mos2_layers(trigonal_prismatic: bool, shifted_second_layer: bool, gap: float = 3.9) -> Structure:
     """Two MoS2 layers a cell, S-Mo-S 3.1 A thick, `gap` A between them; the second layer straight on
     top of the first (AA) or shifted by a third of the cell (a stacking none of 2H, 3R or 1T has)."""
@@ -64,7 +72,7 @@ def test_layered_polymorphs_have_their_layers():
 def test_graphene_sheets_in_another_stacking_are_named_graphite_as_a_variant(gap):
     identity = _named(_aa_graphite(gap), "C")
     assert identity.known and identity.stacking_variant
-    assert identity.label == "graphite" and identity.spacegroup_number == 194  # the family's ground state, by its own space group
+    assert identity.label == "graphite" and identity.spacegroup_number == 194  # named with the family ground state's space group
 
 
 def test_known_stackings_keep_their_own_names():
@@ -81,6 +89,22 @@ def test_the_layer_not_the_ground_state_decides_the_family():
     assert (octahedral.label, octahedral.stacking_variant) == ("1t", True)
     prismatic = _named(_mos2_layers(trigonal_prismatic=True, shifted_second_layer=False), "MoS2")
     assert (prismatic.label, prismatic.stacking_variant) == ("2h", True)
+
+
+def test_a_shifted_stack_is_a_variant_too():
+    identity = _named(_shifted_graphite(3.5), "C")
+    assert (identity.label, identity.stacking_variant) == ("graphite", True)
+
+
+def test_layers_of_two_kinds_join_no_family_of_one_kind():
+    """A 1T layer on a 2H layer: each is a known layer, but no known polymorph is built of both."""
+    prismatic = _mos2_layers(trigonal_prismatic=True, shifted_second_layer=False)
+    mixed = prismatic.copy()
+    top = [k for k, site in enumerate(mixed) if site.frac_coords[2] > 0.6 and site.specie.symbol == "S"]
+    highest = max(top, key=lambda k: mixed[k].frac_coords[2])
+    mixed.replace(highest, "S", [2 / 3, 1 / 3, mixed[highest].frac_coords[2]])  # that layer's top S over the other hollow: octahedral
+    assert layers_of(mixed) is not None and len(layers_of(mixed)) == 2
+    assert not _named(mixed, "MoS2").known
 
 
 def test_a_sheet_that_is_no_known_layer_stays_unknown():
@@ -118,6 +142,9 @@ def test_reports_say_how_many_of_a_count_are_other_stackings():
     line = prediction_line({"formula": "C", "n_valid": 3, "n_subcells": 3, "prediction": named})
     assert "first to nucleate: graphite" in line and line.endswith("2 of them in another stacking")
     assert stacking_note(row.to_dict() | {"stacking_variants": 0}) == ""
+    unsure = named | {"conclusive": False, "probability": 0.6, "message": "inconclusive between graphite and diamond"}
+    line = prediction_line({"formula": "C", "n_valid": 3, "n_subcells": 3, "prediction": unsure})
+    assert "inconclusive between graphite and diamond" in line and "2 of them in another stacking" in line
 
 
 def test_a_run_names_graphene_stacks_graphite_from_the_cli(cli, tmp_path):
@@ -134,7 +161,7 @@ def test_a_run_names_graphene_stacks_graphite_from_the_cli(cli, tmp_path):
                           "--md-steps", "5", "--n-max", "4", "--max-subcells", "3", "--relax-steps", "30", "--out", str(out), "--quiet")
     assert code == 0, stderr
     frames = read(out / "subcells_relaxed.extxyz", ":")
-    stacks = [_aa_graphite(3.5) * (2, 1, 1), _aa_graphite(3.6) * (1, 2, 1), _aa_graphite(3.4) * (2, 1, 1)]
+    stacks = [_aa_graphite(3.5) * (2, 1, 1), _aa_graphite(3.6) * (1, 2, 1), _shifted_graphite(3.4)]
     for k, (frame, stack) in enumerate(zip(frames, stacks, strict=True)):
         atoms = AseAtomsAdaptor.get_atoms(stack)
         atoms.info = dict(frame.info) | {"valid": True, "reason": "ok", "converged": True, "final_energy": -36.7 + 0.01 * k}
@@ -149,6 +176,8 @@ def test_a_run_names_graphene_stacks_graphite_from_the_cli(cli, tmp_path):
     assert "first to nucleate: graphite" in stdout and "3 of them in another stacking" in stdout
     report = json.loads((out / "report.json").read_text())
     assert report["prediction"]["polymorph"] == "graphite" and report["prediction"]["stacking_variants"] == 3
-    assert (out / "products" / "graphite-stacking-variant.cif").is_file()
+    assert (out / "products" / "graphite-stacking-variant.cif").is_file() and not (out / "products" / "graphite.cif").exists()
+    page = (out / "report.html").read_text()
+    assert "graphite (3 of 3 in another stacking)" in page and 'alt="structure of graphite"' in page  # the variant's picture
     subcells = (out / "subcells.csv").read_text().splitlines()
     assert subcells[0].endswith(",stacking_variant") and all(line.endswith(",True") for line in subcells[1:])
