@@ -18,7 +18,6 @@ step (bucketing, fingerprint-gated clustering, matching, naming of unknowns) sep
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -119,13 +118,13 @@ def compare_layers(runs: list[Path]) -> None:
     from amorph.matching.layers import LayerFamilies
     from amorph.matching.polymorph import Polymorph
     from amorph.pipeline import _product
-    from amorph.results.rundir import RunDir
+    from amorph.results import rundir as files
 
     with_layers = LayerFamilies.named_by_layers
     for run in runs:
-        out = RunDir(run)
-        products = [_product(a) for a in out.read_atoms("subcells_relaxed.extxyz") if a.info["valid"]]
-        references = [Polymorph.from_dict(d) for d in json.loads((run / "known_polymorphs.json").read_text())["polymorphs"]]
+        out = files.RunDir(run)
+        products = [_product(a) for a in out.read_atoms(files.SUBCELLS_RELAXED) if a.info["valid"]]
+        references = [Polymorph.from_dict(d) for d in out.read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
         best = {"with": float("inf"), "without": float("inf")}
         named = {}
         try:

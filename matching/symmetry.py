@@ -53,18 +53,20 @@ def find_symmetry(structure: Structure, ladder: tuple[float, ...] = SYMPREC_LADD
     return best
 
 
+def _primitive(structure: Structure, symprec: float) -> tuple[Lattice, int]:
+    """The primitive cell's lattice and atom count (spglib), the structure's own when spglib finds none."""
+    found = spglib.standardize_cell(_spglib_cell(structure), to_primitive=True, no_idealize=True, symprec=symprec)
+    return (structure.lattice, len(structure)) if found is None else (Lattice(found[0]), len(found[2]))
+
+
 def primitive_size(structure: Structure, symprec: float = 0.01) -> int:
     """Atoms in the primitive cell: a subcell of N atoms can only become this crystal if it divides N."""
-    cell = _spglib_cell(structure)
-    found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
-    return len(structure) if found is None else len(found[2])
+    return _primitive(structure, symprec)[1]
 
 
 def longest_edge(structure: Structure, symprec: float = 0.01) -> float:
     """The longest edge (A) of the crystal's most compact cell (its primitive cell, Niggli-reduced: the
     shortest basis). Every cell of the crystal has an edge at least this long, so a subcell box, and the
     amorphous cell it is cut from, must reach it at their density for the crystal to form in them."""
-    cell = _spglib_cell(structure)
-    found = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=symprec)
-    lattice = structure.lattice if found is None else Lattice(found[0])
+    lattice, _ = _primitive(structure, symprec)
     return float(max(lattice.get_niggli_reduced_lattice().abc))
