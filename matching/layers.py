@@ -101,7 +101,7 @@ class LayerFamilies:
         if not mine:
             return None
         # every layer of the product is one of the polymorph's layers (each built-in layered polymorph
-        # has one kind of layer; a product of two kinds joins a polymorph only if it has both)
+        # has one kind of layer; a product of two kinds joins only a polymorph built of both)
         fit = self.matcher.fit
         family = [
             (k, p)
