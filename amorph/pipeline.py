@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,13 @@ from amorph import __version__
 from amorph.composition import Formula, parse_formula
 from amorph.errors import AmorphError
 from amorph.inputs import check_inputs
-from amorph.matching.identify import Clusters, Identity, Product, identify
+from amorph.matching.identify import Identity, identify
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.ranking import Outcome, tally
 from amorph.matching.rules import rule_probabilities
 from amorph.matching.sources import gather
-from amorph.matching.statistics import separation, share_intervals
-from amorph.matching.symmetry import Symmetry, find_symmetry, primitive_size
+from amorph.matching.statistics import share_intervals
+from amorph.matching.symmetry import Symmetry, primitive_size
 from amorph.md.batched_md import batch_replicas, replica_rngs, run_replicas
 from amorph.md.dynamics import Guard, MDLogRow
 from amorph.md.engine import Relaxer
@@ -45,7 +45,7 @@ from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.md.relax import RelaxResult, invalid_reason
 from amorph.md.sanity import check_potential
 from amorph.melt_quench import melt_quench
-from amorph.motifs.subcells import extract_subcells, size_limit
+from amorph.motifs.subcells import Subcell, extract_subcells, size_limit
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.references import collect
 from amorph.results import provenance
@@ -56,14 +56,20 @@ from amorph.results.report import build_report
 from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
 from amorph.results.subcells import SubcellRecord, read_records
+from amorph.sampling import (
+    ADAPTIVE_MIN_ROUND,
+    ADAPTIVE_ROUNDS,
+    NamedProducts,
+    product_of,
+    relax_until_separated,
+    relax_while_inconclusive,
+)
 from amorph.settings import RunSettings
 from amorph.start import check_room, out_of_room, reference_volume, start_structure
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
 STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP, STREAM_RULES = 1, 2, 3, 4, 5
-# --max-subcells auto: relax in about this many rounds, of at least this many subcells each
-ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND = 20, 16
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Run:
     gathered: list[Polymorph] | None = None  # from the --db sources, before prototypes
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what prepare() found, shown when the run starts
+    named: NamedProducts | None = None  # stage 4's named products, for stage 5 of the same process
     _references: list[Polymorph] | None = None
 
     def references(self) -> list[Polymorph]:
@@ -222,11 +229,19 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     origins = sorted({p.origin for p in polymorphs})
     progress.note(f"known polymorphs of {run.formula.reduced}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
     sc = run.settings.subcells
-    limit = size_limit(sc.n_max, sc.fit_polymorphs, run.settings.packing.target_atoms, (primitive_size(p.structure) for p in polymorphs))
-    if limit.raised_from is not None:
-        progress.note(f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that every known polymorph's primitive cell can fit")
-    check_reachable(polymorphs, limit.n_max, run.formula.reduced, progress)
     n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
+    # The size range is raised only for polymorphs the starting cell has room for: a subcell can become
+    # no polymorph longer than the cell, so larger subcells for one would spend the budget on
+    # relaxations that cannot reach it. When no polymorph has room, for all of them, as before.
+    too_long = {r.name for r in roomless}
+    fitting = [p for p in polymorphs if p.name not in too_long] or polymorphs
+    limit = size_limit(sc.n_max, sc.fit_polymorphs, run.settings.packing.target_atoms, (primitive_size(p.structure) for p in fitting))
+    if limit.raised_from is not None:
+        progress.note(
+            f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that the primitive cell of every known "
+            "polymorph the cell has room for can fit"
+        )
+    check_reachable(polymorphs, limit.n_max, run.formula.reduced, progress)
     if roomless:
         listed = ", ".join(
             f"{r.name} (a cell edge of {r.edge:.1f} A, {r.needed:.1f} A at the amorphous density; --atoms {r.atoms})" for r in roomless
@@ -332,7 +347,9 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
     sizes = None if sc.all_sizes else polymorph_primitive_sizes(run.references())
     n_max = run.n_max()
     budget = -(-sc.max_subcells // len(replicas))  # the budget is shared evenly between replicas
+    reserve = 0 if sc.adaptive else -(-sc.more_if_inconclusive // len(replicas))  # so is the reserve
     frames: list[Atoms] = []
+    spares: list[list[tuple[int, Subcell]]] = []  # per replica; after every replica's budget, so the budget's ids stay the same
     censuses = []
     rngs = replica_rngs(run.settings.seed, STREAM_SUBCELLS, len(replicas))
     for k, amorphous in enumerate(replicas):
@@ -347,33 +364,30 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
             sizes=sizes,
             any_composition=sc.any_composition,
             push_cut_contacts=sc.push_cut_contacts,
+            reserve=reserve,
         )
         censuses.append(census)
-        for sub in subcells:
-            atoms = sub.atoms.copy()
-            atoms.info.update(
-                subcell_id=len(frames),
-                replica=k,
-                lower=" ".join(f"{v:.4f}" for v in sub.lower),
-                upper=" ".join(f"{v:.4f}" for v in sub.upper),
-                source_indices=" ".join(map(str, sub.indices)),
-                cut_push=sub.pushed,
-            )
-            frames.append(atoms)
+        frames += [_subcell_frame(sub, len(frames) + n, k) for n, sub in enumerate(s for s in subcells if not s.reserve)]
+        spares.append([(k, sub) for sub in subcells if sub.reserve])
         progress.advance()
+    selected = len(frames)
+    # the reserve taken in turns from each replica, so every round of it draws on all of them
+    spare = [pair for turn in zip_longest(*spares) for pair in turn if pair is not None]
+    frames += [_subcell_frame(sub, selected + n, k) for n, (k, sub) in enumerate(spare)]
     progress.finish()
     total = {key: sum(getattr(c, key) for c in censuses) for key in asdict(censuses[0])}
     progress.note(
         f"subcells: {total['boxes']} boxes, {total['allowed']} of allowed size and composition, "
-        f"{total['distinct']} distinct, {len(frames)} selected"
+        f"{total['distinct']} distinct, {selected} selected"
+        + (f" and {len(spare)} in reserve, for an inconclusive answer" if spare else "")
         + (f" (sizes divisible by {', '.join(map(str, sizes))})" if sizes else "")
         + (f" from {len(replicas)} replicas" if len(replicas) > 1 else "")
     )
-    pushes = [float(a.info["cut_push"]) for a in frames]
+    pushes = [float(a.info["cut_push"]) for a in frames[:selected]]  # the budget's, as before the reserve
     pushed = {"subcells": sum(p > 0 for p in pushes), "largest_move": max(pushes, default=0.0)} if sc.push_cut_contacts else None
     if pushed is not None:
         progress.note(
-            f"contacts made by the cut pushed apart in {pushed['subcells']} of {len(frames)} subcells "
+            f"contacts made by the cut pushed apart in {pushed['subcells']} of {selected} subcells "
             f"(farthest move {pushed['largest_move']:.2f} A)"
         )
     if not frames:
@@ -389,23 +403,43 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
         "cut_contacts_pushed": pushed,
         "per_replica": [asdict(c) for c in censuses],
     }
-    run.out.write_json("subcell_census.json", census_info)
+    run.out.write_json(files.SUBCELL_CENSUS, census_info)
+
+
+def _subcell_frame(sub: Subcell, subcell_id: int, replica: int) -> Atoms:
+    """A cut subcell as subcells_initial.extxyz stores it: the cell, where it came from, whether in reserve."""
+    atoms = sub.atoms.copy()
+    atoms.info.update(
+        subcell_id=subcell_id,
+        replica=replica,
+        lower=" ".join(f"{v:.4f}" for v in sub.lower),
+        upper=" ".join(f"{v:.4f}" for v in sub.upper),
+        source_indices=" ".join(map(str, sub.indices)),
+        cut_push=sub.pushed,
+        reserve=sub.reserve,
+    )
+    return atoms
 
 
 def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
     """Step 4: relax the subcells (atoms and cell); judge each result, keeping invalid ones.
 
     With --max-subcells auto the subcells are relaxed in rounds until the answer is clear
-    (relax_until_separated); sampling.json records every round.
+    (relax_until_separated); with a reserve (--more-if-inconclusive) the budget's subcells are
+    relaxed, then reserve ones while the answer stays inconclusive (relax_while_inconclusive).
+    sampling.json records every round of either.
     """
     subcells = run.out.read_atoms(files.SUBCELLS_INITIAL)
     replicas = run.out.read_atoms(files.AMORPHOUS_XYZ)
     rx, sc = run.settings.relax, run.settings.subcells
-    progress.start(f"Relaxing {len(subcells)} subcells" + (" (stops when the answer is clear)" if sc.adaptive else ""), len(subcells))
-    round_size = len(subcells) if not sc.adaptive else max(ADAPTIVE_MIN_ROUND, len(subcells) // ADAPTIVE_ROUNDS)
+    budget = [s for s in subcells if not s.info.get("reserve", False)]
+    reserve = [s for s in subcells if s.info.get("reserve", False)][: sc.more_if_inconclusive]  # the setting caps a reserve cut earlier
+    progress.start(f"Relaxing {len(budget)} subcells" + (" (stops when the answer is clear)" if sc.adaptive else ""), len(budget))
+    round_size = len(budget) if not sc.adaptive else max(ADAPTIVE_MIN_ROUND, len(budget) // ADAPTIVE_ROUNDS)
     checkpoint = RelaxCheckpoint(run.out)
     if checkpoint.resumed:
         progress.note(f"resume: {checkpoint.resumed} subcells were relaxed before the stop ({CHECKPOINT})")
+    sampling = None
     with Relaxer(run.potential, rx.engine, rx.fmax, rx.max_steps, expected_cells=round_size) as relaxer:
         lowest = min(e.energy / len(a) for a, e in zip(replicas, relaxer.evaluator.evaluate(replicas)))
         floor = lowest - rx.energy_drop_limit
@@ -424,48 +458,18 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
             return [checkpoint.done[int(c.info["subcell_id"])] for c in cells]
 
         if sc.adaptive:
-            relaxed, sampling = relax_until_separated(subcells, relax, round_size, run.references(), run.rng(STREAM_BOOTSTRAP), progress)
+            relaxed, sampling = relax_until_separated(budget, relax, round_size, run.references(), run.rng(STREAM_BOOTSTRAP), progress)
+        elif reserve:
+            relaxed, sampling, run.named = relax_while_inconclusive(
+                budget, reserve, relax, run.references(), run.settings.rule, lambda: run.rng(STREAM_RULES), progress
+            )
         else:
-            relaxed = relax(subcells)
+            relaxed = relax(budget)
     progress.finish()
-    if sc.adaptive:
+    if sampling is not None:
         run.out.write_json(files.SAMPLING, sampling)
     run.out.write_atoms(files.SUBCELLS_RELAXED, relaxed, "extxyz")
     checkpoint.remove()
-
-
-def relax_until_separated(
-    subcells: list[Atoms],
-    relax: Callable[[list[Atoms]], list[Atoms]],
-    round_size: int,
-    references: list[Polymorph],
-    rng: np.random.Generator,
-    progress: ProgressSink,
-) -> tuple[list[Atoms], dict[str, Any]]:
-    """--max-subcells auto: relax the subcells in rounds (in their sampled order) and stop once the
-    leading known polymorph is ahead of the runner-up at 95% confidence (after two rounds at least),
-    or when the subcells run out. Returns the judged relaxed subcells and sampling.json's content."""
-    relaxed: list[Atoms] = []
-    rounds = []
-    clusters = Clusters(references)  # grows round by round: only new products are compared
-    known = {p.name for p in references}
-    for start in range(0, len(subcells), round_size):
-        judged = relax(subcells[start : start + round_size])
-        relaxed += judged
-        clusters.add([_product(f) for f in judged if f.info["valid"]])
-        names = clusters.known_names()
-        valid = [f for f in relaxed if f.info["valid"]]
-        sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
-        rounds.append({"relaxed": len(relaxed), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
-        if sep.separated and len(relaxed) >= 2 * round_size:
-            progress.note(
-                f"stopping after {len(relaxed)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
-                f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
-            )
-            break
-    stopped = "separated" if rounds and rounds[-1]["separated"] and len(relaxed) < len(subcells) else "budget"
-    sampling = {"mode": "auto", "budget": len(subcells), "relaxed": len(relaxed), "stopped": stopped, "rounds": rounds}
-    return relaxed, sampling
 
 
 def _judged(initial: Atoms, result: RelaxResult, fusion_distance: float, floor: float) -> Atoms:
@@ -487,13 +491,18 @@ def _judged(initial: Atoms, result: RelaxResult, fusion_distance: float, floor: 
 
 
 def name_products(
-    relaxed: list[Atoms], references: list[Polymorph], progress: ProgressSink | None = None
+    relaxed: list[Atoms], references: list[Polymorph], progress: ProgressSink | None = None, named: NamedProducts | None = None
 ) -> tuple[dict[int, Identity], dict[int, Symmetry]]:
-    """Space group and name of every valid relaxed subcell, keyed by subcell id."""
+    """Space group and name of every valid relaxed subcell, keyed by subcell id; taken from `named`
+    (stage 4's) when it holds exactly these products."""
+    if named is not None and set(named.products) == {a.info["subcell_id"] for a in relaxed if a.info["valid"]}:
+        if progress is not None:
+            progress.advance(len(relaxed))
+        return named.identities(), {i: p.symmetry for i, p in named.products.items()}
     products, symmetries = [], {}
     for atoms in relaxed:
         if atoms.info["valid"]:
-            product = _product(atoms)
+            product = product_of(atoms)
             symmetries[product.subcell_id] = product.symmetry
             products.append(product)
         if progress is not None:
@@ -501,17 +510,11 @@ def name_products(
     return identify(products, references), symmetries
 
 
-def _product(atoms: Atoms) -> Product:
-    """A valid relaxed subcell as matching.identify takes it (structure, energy per atom, space group)."""
-    structure = AseAtomsAdaptor.get_structure(atoms)
-    return Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), find_symmetry(structure))
-
-
 def identify_products(run: Run, progress: ProgressSink) -> None:
     """Step 5: space group of every valid product and its match among the known polymorphs."""
     relaxed = run.out.read_atoms(files.SUBCELLS_RELAXED)
     progress.start("Identifying products", len(relaxed) + 1)
-    labels, symmetries = name_products(relaxed, run.references(), progress)
+    labels, symmetries = name_products(relaxed, run.references(), progress, run.named)
     progress.advance()
     progress.finish()
 

@@ -57,11 +57,15 @@ class SubcellSettings:
     d_frac: float = 0.1  # spacing of the fractional grid the subcell bounds sit on
     n_min: int = 2
     n_max: int = 24
-    # raise n_max so that every known polymorph's primitive cell fits, up to half the starting cell
-    # (amorph.motifs.subcells.size_limit); an explicit --n-max turns this off
+    # raise n_max so that the primitive cell of every known polymorph the starting cell has room for
+    # fits, up to half the starting cell (amorph.motifs.subcells.size_limit; amorph.start.out_of_room);
+    # an explicit --n-max turns this off
     fit_polymorphs: bool = True
     max_subcells: int = 2000  # with adaptive: the most that may be relaxed
     adaptive: bool = False  # --max-subcells auto: relax in rounds until the leader is clear at 95%
+    # --more-if-inconclusive: subcells drawn beyond the budget and relaxed in rounds only while the
+    # answer is inconclusive after it (amorph.sampling.relax_while_inconclusive); 0: none
+    more_if_inconclusive: int = 0
     any_composition: bool = False  # False: only whole multiples of the reduced formula
     all_sizes: bool = False  # False: only sizes that some known polymorph's primitive cell divides
     push_cut_contacts: bool = True  # part atoms the cut brought too close (motifs.subcells); False: as cut, as the paper
@@ -134,7 +138,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "packing": {"target_atoms": 48},
         "melt_quench": {"steps_per_stage": 500},
-        "subcells": {"n_max": 12, "max_subcells": 120},
+        "subcells": {"n_max": 12, "max_subcells": 120, "more_if_inconclusive": 120},
         "relax": {"max_steps": 150},
     },
     "standard": {},
@@ -210,13 +214,27 @@ FLAGS: tuple[Flag, ...] = (
     Flag("friction", "melt_quench", "friction", "Langevin friction", "1/fs", cli=False),
     Flag("--d-frac", "subcells", "d_frac", "Fractional grid spacing of subcell bounds, in (0, 1)", rule="fraction"),
     Flag("--n-min", "subcells", "n_min", "Fewest atoms in a subcell"),
-    Flag("--n-max", "subcells", "n_max", "Most atoms in a subcell (default: the preset's, raised to fit every known polymorph's primitive cell)"),
+    Flag(
+        "--n-max",
+        "subcells",
+        "n_max",
+        "Most atoms in a subcell (default: the preset's, raised to fit the primitive cell of every known polymorph the "
+        "starting cell has room for)",
+    ),
     Flag(
         "--max-subcells",
         "subcells",
         "max_subcells",
         "Budget: subcells relaxed (random sample if more), or 'auto': relax in rounds until the leading "
         "polymorph is ahead at 95% confidence (at most the preset's budget)",
+    ),
+    Flag(
+        "--more-if-inconclusive",
+        "subcells",
+        "more_if_inconclusive",
+        "Reserve: when the answer is inconclusive after the budget, relax up to this many more subcells, in rounds, "
+        "until it is conclusive (0: never)",
+        rule="non-negative",
     ),
     Flag("--fmax", "relax", "fmax", "Relaxation force tolerance", "eV/A"),
     Flag("--relax-steps", "relax", "max_steps", "Most FIRE steps per subcell"),

@@ -3,7 +3,7 @@
     python benchmarks/adaptive_replay.py benchmarks/data/first_nucleating.csv amorph-runs/accuracy/quick-chgnet --seeds 0,1,2
 
 Each finished run's subcells are taken in the order they were relaxed (subcells.csv), in rounds of
-the size the pipeline uses (amorph.pipeline.ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND), and after each
+the size the pipeline uses (amorph.sampling.ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND), and after each
 round every stopping rule is asked whether to stop:
 - `separation`: the commonest known polymorph ahead of the runner-up at 95% (the rule of
   `--max-subcells auto` up to this version);
@@ -29,11 +29,11 @@ import numpy as np
 from accuracy import Row, read_rows  # benchmarks/accuracy.py: this script runs from benchmarks/, as that one does
 
 from amorph.matching.polymorph import Polymorph
-from amorph.matching.ranking import tally
-from amorph.matching.rules import CONCLUSIVE, chosen_by, rule_probabilities
+from amorph.matching.rules import CONCLUSIVE, judged
 from amorph.matching.statistics import separation
-from amorph.pipeline import ADAPTIVE_MIN_ROUND, ADAPTIVE_ROUNDS, outcomes_of
+from amorph.pipeline import outcomes_of
 from amorph.results.subcells import SubcellRecord, read_records
+from amorph.sampling import ADAPTIVE_MIN_ROUND, ADAPTIVE_ROUNDS
 from amorph.settings import DEFAULT_RULE
 
 Stop = Callable[[list[SubcellRecord], list[Polymorph], np.random.Generator], bool]
@@ -41,11 +41,9 @@ Stop = Callable[[list[SubcellRecord], list[Polymorph], np.random.Generator], boo
 
 def answer(valid: list[SubcellRecord], references: list[Polymorph], rule: str, rng: np.random.Generator) -> dict | None:
     """The rule's answer on these subcells, as report.json's predictions give it (the parts scored)."""
-    outcomes = outcomes_of(valid, references)
-    named = chosen_by(rule, tally(outcomes)) if outcomes else None  # type: ignore[arg-type]
+    named, p = judged(outcomes_of(valid, references), [r.replica for r in valid], rule, rng)  # type: ignore[arg-type]
     if named is None:
         return None
-    p = rule_probabilities(outcomes, [r.replica for r in valid], rng)[rule].get(named.name, 0.0)  # type: ignore[index]
     return {"polymorph": named.name, "known": named.known, "spacegroup_number": named.spacegroup_number,
             "probability": p, "conclusive": p >= CONCLUSIVE}
 

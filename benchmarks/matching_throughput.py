@@ -117,13 +117,13 @@ def compare_layers(runs: list[Path]) -> None:
     """Seconds to name each run's valid products with the layer check and without it, side by side."""
     from amorph.matching.layers import LayerFamilies
     from amorph.matching.polymorph import Polymorph
-    from amorph.pipeline import _product
     from amorph.results import rundir as files
+    from amorph.sampling import product_of
 
     with_layers = LayerFamilies.named_by_layers
     for run in runs:
         out = files.RunDir(run)
-        products = [_product(a) for a in out.read_atoms(files.SUBCELLS_RELAXED) if a.info["valid"]]
+        products = [product_of(a) for a in out.read_atoms(files.SUBCELLS_RELAXED) if a.info["valid"]]
         references = [Polymorph.from_dict(d) for d in out.read_json(files.KNOWN_POLYMORPHS)["polymorphs"]]
         best = {"with": float("inf"), "without": float("inf")}
         named = {}

@@ -18,18 +18,11 @@ import shutil
 from pathlib import Path
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
+from rerun import copy_run  # benchmarks/rerun.py, beside this script
 
 import amorph.matching.identify as identify_module
 from amorph.pipeline import predict
 from amorph.results import rundir as files
-from amorph.settings import RunSettings
-
-LATER_STAGES = (files.SUBCELLS_CSV, files.POLYMORPHS_CSV, files.REPORT, files.PRODUCTS)
-
-
-def copy_for_naming(run: Path, target: Path) -> None:
-    """The run up to its relaxed subcells, ready to be resumed at stage 5."""
-    shutil.copytree(run, target, ignore=shutil.ignore_patterns(*LATER_STAGES))
 
 
 def main() -> None:
@@ -51,9 +44,7 @@ def main() -> None:
         target = args.dst / run.relative_to(args.src)
         if not (target / files.REPORT).is_file():
             shutil.rmtree(target, ignore_errors=True)
-            copy_for_naming(run, target)
-            settings = RunSettings.from_dict(json.loads((run / files.CONFIG).read_text())["settings"])
-            predict(settings, target, resume=True)
+            predict(copy_run(run, target, "identify_products"), target, resume=True)
         before = json.loads((run / files.REPORT).read_text()) if (run / files.REPORT).is_file() else {}
         after = json.loads((target / files.REPORT).read_text())
         known = [sum(p["count"] for p in r.get("polymorphs", []) if p.get("known")) for r in (before, after)]

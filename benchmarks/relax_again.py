@@ -17,24 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from amorph.md.potentials import load_potential
-from amorph.pipeline import predict
-from amorph.results import rundir as files
-from amorph.results.checkpoint import CHECKPOINT
-from amorph.settings import RunSettings
+from rerun import copy_run, resume_copy, run_folders  # benchmarks/rerun.py, beside this script
 
-LATER_STAGES = (files.SUBCELLS_RELAXED, CHECKPOINT, files.SAMPLING, files.SUBCELLS_CSV, files.POLYMORPHS_CSV, files.REPORT,
-                files.PRODUCTS, files.REPORT_HTML, files.FIGURES)
+from amorph.md.potentials import load_potential
+from amorph.results import rundir as files
+from amorph.settings import RunSettings
 
 
 def copy_before_relaxing(run: Path, target: Path, relax_steps: int, potential: str | None = None) -> RunSettings:
     """The run up to its cut subcells, with the new step limit (and potential) written into its settings."""
-    shutil.copytree(run, target, ignore=shutil.ignore_patterns(*LATER_STAGES))
+    settings = copy_run(run, target, "crystallize_subcells", {("relax", "max_steps"): relax_steps})
     config = json.loads((target / files.CONFIG).read_text())
-    config["settings"]["relax"]["max_steps"] = relax_steps
     if potential is not None and potential != config["settings"]["potential"]:
         loaded = load_potential(potential, config["settings"]["device"])
         before = config["potential"]["used"]
@@ -43,8 +38,9 @@ def copy_before_relaxing(run: Path, target: Path, relax_steps: int, potential: s
                                 "weights_checksum": loaded.checksum}
         config["potential"]["notes"] = [*config["potential"].get("notes", []),
                                         f"melt-quench and cut under {before}; subcells relaxed under {loaded.name} (relax_again.py)"]
-    (target / files.CONFIG).write_text(json.dumps(config, indent=2))
-    return RunSettings.from_dict(config["settings"])
+        (target / files.CONFIG).write_text(json.dumps(config, indent=2))
+        settings = RunSettings.from_dict(config["settings"])
+    return settings
 
 
 def main() -> None:
@@ -55,20 +51,12 @@ def main() -> None:
     parser.add_argument("--potential", default=None, help="relax under this potential instead of the run's own")
     parser.add_argument("--only", default="", help="comma-separated run folder names (default: every run under SRC)")
     args = parser.parse_args()
-    runs = sorted(p.parent for p in args.src.rglob(files.SUBCELLS_INITIAL) if (p.parent / files.CONFIG).is_file())
-    if args.only:
-        wanted = args.only.split(",")
-        runs = sorted((r for r in runs if r.name in wanted), key=lambda r: wanted.index(r.name))
+    runs = [r for r in run_folders(args.src, args.only) if (r / files.SUBCELLS_INITIAL).is_file()]
     under = f" under {args.potential}" if args.potential else ""
     print(f"relaxing again with at most {args.relax_steps} FIRE steps{under}: {len(runs)} runs", flush=True)
     for run in runs:
         target = args.dst / run.relative_to(args.src)
-        if not (target / files.REPORT).is_file():
-            if not (target / files.CONFIG).is_file():
-                settings = copy_before_relaxing(run, target, args.relax_steps, args.potential)
-            else:  # an interrupted copy: resume it where it stopped
-                settings = RunSettings.from_dict(json.loads((target / files.CONFIG).read_text())["settings"])
-            predict(settings, target, resume=True)
+        resume_copy(run, target, lambda: copy_before_relaxing(run, target, args.relax_steps, args.potential))  # noqa: B023
         seconds = [json.loads((r / files.REPORT).read_text()).get("timings", {}).get("crystallize_subcells") for r in (run, target)]
         text = " -> ".join("-" if s is None else f"{s:.0f} s" for s in seconds)
         print(f"{run.relative_to(args.src)}: crystallization {text}", flush=True)

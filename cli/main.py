@@ -77,6 +77,9 @@ def predict(
     n_min: Annotated[int | None, typer.Option(help=flag("--n-min").help, rich_help_panel=PANEL_SUB)] = None,
     n_max: Annotated[int | None, typer.Option(help=flag("--n-max").help, rich_help_panel=PANEL_SUB)] = None,
     max_subcells: Annotated[str | None, typer.Option(help=flag("--max-subcells").help, rich_help_panel=PANEL_SUB)] = None,
+    more_if_inconclusive: Annotated[
+        int | None, typer.Option(help=flag("--more-if-inconclusive").help, rich_help_panel=PANEL_SUB)
+    ] = None,
     fmax: Annotated[float | None, typer.Option(help=flag("--fmax").help, rich_help_panel=PANEL_SUB)] = None,
     relax_steps: Annotated[int | None, typer.Option(help=flag("--relax-steps").help, rich_help_panel=PANEL_SUB)] = None,
     engine: Annotated[
@@ -155,10 +158,15 @@ def predict(
         fit_polymorphs=False if n_max is not None else None,  # an explicit --n-max is taken as it is
         max_subcells=budget,
         adaptive=adaptive,
+        more_if_inconclusive=more_if_inconclusive,
         any_composition=any_composition or None,
         all_sizes=all_sizes or None,
         push_cut_contacts=False if keep_cut_contacts else None,
     )
+    if settings.subcells.adaptive:  # auto stops early by its own rule: it has no reserve to draw on
+        if more_if_inconclusive:
+            raise AmorphError("--more-if-inconclusive needs a whole-number --max-subcells; 'auto' stops by its own rule")
+        settings = override(settings, "subcells", more_if_inconclusive=0)
     settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps, engine=engine)
     run_dir = out or _default_out(formula.strip())
     check_inputs(settings, run_dir, resume, restart)  # before the heavy imports below

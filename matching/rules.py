@@ -70,3 +70,15 @@ def rule_probabilities(
             if chosen is not None:
                 out[rule][chosen.name] = out[rule].get(chosen.name, 0) + 1
     return {rule: {name: n / n_boot for name, n in sorted(found.items(), key=lambda kv: -kv[1])} for rule, found in out.items()}
+
+
+def judged(
+    outcomes: Sequence[Outcome], replicas: Sequence[int], rule: PredictionRule, rng: np.random.Generator
+) -> tuple[PolymorphTally | None, float]:
+    """What the rule names on these outcomes and the share of resamples naming it (None, 0.0 when
+    it names nothing): one rule's part of report.json's predictions, for judging a run part-way."""
+    named = chosen_by(rule, tally(list(outcomes))) if outcomes else None
+    if named is None:
+        return None, 0.0
+    return named, rule_probabilities(outcomes, replicas, rng)[rule].get(named.name, 0.0)
+

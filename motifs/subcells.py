@@ -47,6 +47,7 @@ class Subcell:
     indices: tuple[int, ...]  # atom indices in the amorphous parent cell
     atoms: Atoms
     pushed: float = 0.0  # farthest any atom was moved to part contacts made by the cut, A
+    reserve: bool = False  # beyond the budget: relaxed only if the answer is still inconclusive
 
     @property
     def n_atoms(self) -> int:
@@ -66,6 +67,7 @@ class SubcellCensus:
     allowed: int
     distinct: int
     selected: int
+    reserve: int = 0  # drawn beyond the budget, for an answer still inconclusive after it
 
 
 @dataclass(frozen=True)
@@ -132,14 +134,19 @@ def extract_subcells(
     sizes: Iterable[int] | None = None,
     any_composition: bool = False,
     push_cut_contacts: bool = True,
+    reserve: int = 0,
 ) -> tuple[list[Subcell], SubcellCensus]:
-    """Distinct subcells that pass the size and composition filters, at most max_subcells of them.
+    """Distinct subcells that pass the size and composition filters, at most max_subcells of them,
+    then up to `reserve` more (flagged `reserve`).
 
     With any_composition=False (default) only whole multiples of the reduced formula are kept.
     With any_composition=True other compositions in the size range are kept too, and only the
     stoichiometric ones are subject to the `sizes` filter. When more remain than the budget, a
-    uniform random sample (seeded) is taken. With push_cut_contacts (default) atoms brought too
-    close by the new periodic boundaries are pushed apart (see the module docstring).
+    uniform random sample (seeded) is taken, in grid order. The reserve is a further uniform sample
+    of the rest, in random order, drawn after the budget's sample so that the budget's subcells are
+    the same with or without it; it is relaxed in rounds, in that order, only while the answer is
+    inconclusive (amorph.pipeline.crystallize_subcells). With push_cut_contacts (default) atoms
+    brought too close by the new periodic boundaries are pushed apart (see the module docstring).
     """
     frac = amorphous.get_scaled_positions(wrap=True)
     intervals = np.array(grid_intervals(d_frac))  # (P, 2)
@@ -175,24 +182,34 @@ def extract_subcells(
     for ix, iy, iz in candidates:
         key = bits[0][ix] & bits[1][iy] & bits[2][iz]
         seen.setdefault(key, (int(ix), int(iy), int(iz)))
-    distinct = sorted(seen.values())
-    if len(distinct) > max_subcells:
-        chosen = rng.choice(len(distinct), size=max_subcells, replace=False)
-        distinct = [distinct[k] for k in sorted(chosen)]
+    boxes = sorted(seen.values())
+    picked, spare = list(range(len(boxes))), []
+    if len(boxes) > max_subcells:
+        chosen = rng.choice(len(boxes), size=max_subcells, replace=False)
+        picked = sorted(int(k) for k in chosen)
+        if reserve > 0:
+            spare = [int(k) for k in rng.permutation(np.setdiff1d(np.arange(len(boxes)), chosen))[:reserve]]
 
-    subcells = [
-        make_subcell(amorphous, frac, k, intervals[ix], intervals[iy], intervals[iz], bits[0][ix] & bits[1][iy] & bits[2][iz])
-        for k, (ix, iy, iz) in enumerate(distinct)
-    ]
-    if push_cut_contacts:
-        moves = push_apart([s.atoms for s in subcells], CUT_PUSH_ITERATIONS)
-        subcells = [replace(s, pushed=move) for s, move in zip(subcells, moves)]
+    def cut(keys: list[int], is_reserve: bool) -> list[Subcell]:
+        cells: list[Subcell] = []
+        for k in keys:
+            ix, iy, iz = boxes[k]
+            sub = make_subcell(amorphous, frac, len(cells), intervals[ix], intervals[iy], intervals[iz], bits[0][ix] & bits[1][iy] & bits[2][iz])
+            cells.append(replace(sub, reserve=is_reserve))
+        if push_cut_contacts and cells:
+            moves = push_apart([s.atoms for s in cells], CUT_PUSH_ITERATIONS)
+            cells = [replace(s, pushed=move) for s, move in zip(cells, moves)]
+        return cells
+
+    selected, extra = cut(picked, False), cut(spare, True)
+    subcells = selected + [replace(s, id=len(selected) + s.id) for s in extra]
     census = SubcellCensus(
         boxes=p**3,
         in_size_range=int(in_range.sum()),
         allowed=len(candidates),
         distinct=len(seen),
-        selected=len(subcells),
+        selected=len(selected),
+        reserve=len(extra),
     )
     return subcells, census
 

@@ -13,12 +13,11 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from amorph.results.rundir import RunDir
+from amorph.results.rundir import CHECKPOINT, RunDir
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-CHECKPOINT = "subcells_relaxed.partial.extxyz"
 CHECKPOINT_SECONDS = 60.0  # a kill loses at most this much relaxation work
 
 

@@ -31,7 +31,9 @@ MELT_QUENCH_FAULTS = "melt_quench_faults.json"  # faults met and recovered from,
 AMORPHOUS_CIF = "amorphous.cif"
 AMORPHOUS_XYZ = "amorphous.extxyz"
 SUBCELLS_INITIAL = "subcells_initial.extxyz"
+SUBCELL_CENSUS = "subcell_census.json"  # how many boxes each filter kept, and the reserve drawn
 SUBCELLS_RELAXED = "subcells_relaxed.extxyz"
+CHECKPOINT = "subcells_relaxed.partial.extxyz"  # stage 4's finished relaxations so far (results.checkpoint)
 SUBCELLS_CSV = "subcells.csv"
 POLYMORPHS_CSV = "polymorphs.csv"
 REPORT = "report.json"
@@ -42,6 +44,19 @@ REPORT_HTML = "report.html"  # the run on one self-contained page (results.html)
 FIGURES = "figures"  # PNGs (results.figures)
 COMPARE_CSV = "compare.csv"
 COMPARE_JSON = "compare.json"
+
+# What each stage of amorph.pipeline writes, in stage order (benchmarks/rerun.py removes a stage's
+# files, and every later stage's, to run them again on a copy)
+STAGE_FILES: dict[str, tuple[str, ...]] = {
+    "collect_references": (KNOWN_POLYMORPHS,),
+    "build_start_structure": (START,),
+    "run_melt_quench": (MELT_QUENCH_LOG, MELT_QUENCH_FAULTS, AMORPHOUS_CIF, AMORPHOUS_XYZ),
+    "cut_subcells": (SUBCELLS_INITIAL, SUBCELL_CENSUS),
+    "crystallize_subcells": (SUBCELLS_RELAXED, CHECKPOINT, SAMPLING),
+    "identify_products": (SUBCELLS_CSV, PRODUCTS),
+    "rank_polymorphs": (POLYMORPHS_CSV, REPORT),
+    "draw_report": (REPORT_HTML, FIGURES),
+}
 
 
 def product_cif(products: Path, name: str) -> Path:

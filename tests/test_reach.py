@@ -89,13 +89,43 @@ def _distorted_supercell_db(tmp_path):
 def test_preset_n_max_is_raised_to_fit_the_known_polymorphs(cli, tmp_path):
     refs = _distorted_supercell_db(tmp_path)
     out = tmp_path / "run"
+    # 128 atoms: a cell long enough for the 12-atom polymorph's 10.8 A axis (11.3 A at the amorphous density)
     code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--db", str(refs), "--n-min", "1",
-                          "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
+                          "--atoms", "128", "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
     assert code == 0, stderr
     assert "subcells of up to 12 atoms (not 8)" in stderr
     limit = json.loads((out / "known_polymorphs.json").read_text())["subcell_size_limit"]
-    assert limit == {"n_max": 12, "raised_from": 8, "cap": 16}  # smoke: 8 atoms at most, a 32-atom cell
+    assert limit == {"n_max": 12, "raised_from": 8, "cap": 64}  # smoke: 8 atoms at most
     assert json.loads((out / "subcell_census.json").read_text())["n_max"] == 12
+
+
+def test_n_max_is_not_raised_for_a_polymorph_too_long_for_the_cell(cli, tmp_path):
+    """The smoke preset's 32-atom Cu cell is 7.6 A on a side: no subcell can become the 12-atom
+    polymorph (10.8 A long), so larger subcells for it would only spend the budget."""
+    refs = _distorted_supercell_db(tmp_path)
+    out = tmp_path / "run"
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--db", str(refs), "--n-min", "1",
+                          "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
+    assert code == 0, stderr
+    text = " ".join(stderr.split())
+    assert "subcells of up to" not in text and "subcells of at most 8 atoms cannot become: big (12 atoms)" in text
+    assert "are too short to become: big" in text
+    known = json.loads((out / "known_polymorphs.json").read_text())
+    assert known["subcell_size_limit"] == {"n_max": 8, "raised_from": None, "cap": 16}
+    assert [r["name"] for r in known["cell_room"]["too_short_for"]] == ["big"]
+
+
+def test_n_max_is_raised_for_every_polymorph_when_none_has_room(cli, tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    long = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((1, 1, 3))
+    long.positions += np.random.default_rng(0).normal(0.0, 0.08, long.positions.shape)
+    write(refs / "long.cif", long)  # the only known polymorph, and too long for the 32-atom cell
+    out = tmp_path / "run"
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--db", str(refs), "--n-min", "1",
+                          "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
+    assert code == 0, stderr
+    assert json.loads((out / "known_polymorphs.json").read_text())["subcell_size_limit"]["n_max"] == 12
 
 
 def test_explicit_n_max_is_kept(cli, tmp_path):

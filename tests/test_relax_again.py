@@ -7,6 +7,8 @@ import json
 import shutil
 import sys
 
+import pytest
+
 
 def test_relax_again_keeps_the_cut_subcells_and_changes_only_the_step_limit(cu_smoke_run, tmp_path, monkeypatch, benchmark_script):
     run, _ = cu_smoke_run
@@ -45,3 +47,28 @@ def test_relax_again_under_another_potential_records_it(cu_smoke_run, tmp_path, 
     # the same subcells, now with D3's (large, for a metal) binding added
     assert len(energies[copy]) == len(energies[run])
     assert all(d3 < plain - 0.1 for d3, plain in zip(energies[copy], energies[run]))
+
+
+def test_rerun_from_the_cut_keeps_the_melt_quench_and_takes_new_settings(cu_smoke_run, tmp_path, monkeypatch, benchmark_script):
+    """benchmarks/rerun.py: the stages from --from on run again on a copy; what comes before is kept."""
+    run, _ = cu_smoke_run
+    src = tmp_path / "src"
+    shutil.copytree(run, src / "cu")
+    argv = ["rerun.py", str(src), str(tmp_path / "dst"), "--from", "cut_subcells", "--references",
+            "--set", "subcells.more_if_inconclusive=8", "--only", "cu"]
+    monkeypatch.setattr(sys, "argv", argv)
+    rerun = benchmark_script("rerun")
+    rerun.main()
+    copy = tmp_path / "dst" / "cu"
+    for kept in ("amorphous.extxyz", "start.extxyz", "melt_quench.csv"):
+        assert (copy / kept).read_bytes() == (run / kept).read_bytes()
+    config = json.loads((copy / "config.json").read_text())
+    assert config["settings"]["subcells"]["more_if_inconclusive"] == 8
+    assert any("rerun.py" in note for note in config["potential"]["notes"])
+    assert json.loads((copy / "subcell_census.json").read_text())["reserve"] == 8
+    assert (copy / "known_polymorphs.json").is_file() and json.loads((copy / "report.json").read_text())["prediction"]
+    with pytest.raises(SystemExit, match="no setting 'subcells.nonsense'"):
+        rerun.copy_run(run, tmp_path / "other", "cut_subcells", {("subcells", "nonsense"): 1})
+    with pytest.raises(SystemExit, match="read by cut_subcells, before --from crystallize_subcells"):
+        rerun.copy_run(run, tmp_path / "other", "crystallize_subcells", {("subcells", "n_max"): 4})
+    assert rerun.files_from("rank_polymorphs") == ["polymorphs.csv", "report.json", "report.html", "figures", ".amorph.lock"]

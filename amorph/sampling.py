@@ -1,0 +1,173 @@
+"""How many subcells to relax: the budget, and the two ways a run may depart from it in rounds.
+
+- `--max-subcells auto` (relax_until_separated): relax the budget's subcells in rounds and stop
+  early once the leading known polymorph is ahead of the runner-up by count at 95% confidence.
+- `--more-if-inconclusive N` (relax_while_inconclusive): relax the whole budget, and while the
+  answer of the run's rule is inconclusive (its bootstrap probability below
+  amorph.matching.rules.CONCLUSIVE), relax up to N reserve subcells more, in rounds.
+
+Both name the products of each round as stage 5 will (matching.identify.Clusters), so the decision
+reads the same labels the report will. The reserve only ever adds evidence after the budget: it never
+stops a run early, which is what makes an energy rule's early stop wrong (docs/accuracy.md, "When to
+stop sampling"). It is not used to search for a first known polymorph when none formed in the budget:
+it decides between candidates the run has already found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from amorph.composition import parse_formula
+from amorph.matching.identify import Clusters, Identity, Product
+from amorph.matching.polymorph import Polymorph
+from amorph.matching.ranking import Outcome
+from amorph.matching.rules import CONCLUSIVE, judged
+from amorph.matching.statistics import separation
+from amorph.matching.symmetry import find_symmetry
+from amorph.progress import ProgressSink
+from amorph.settings import PredictionRule
+
+# --max-subcells auto: relax in about this many rounds, of at least this many subcells each
+ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND = 20, 16
+# --more-if-inconclusive: the reserve is relaxed in rounds of a quarter of the budget (at least
+# ADAPTIVE_MIN_ROUND), so an answer that becomes conclusive early does not pay for the whole reserve
+RESERVE_ROUNDS_PER_BUDGET = 4
+
+Relax = Callable[[list[Atoms]], list[Atoms]]
+
+
+@dataclass
+class NamedProducts:
+    """The valid products of stage 4, named as stage 5 names them: stage 5 of the same process takes
+    them instead of naming them again (a few seconds to ~15 s on a CPU for a quick run's 120).
+
+    After every round all products so far are named afresh, in one pass, as stage 5 would name them:
+    Clusters.add places products lowest energy first, so a later round's lower-energy product would
+    otherwise join a cluster led by an earlier one instead of leading it, and the names (and P) would
+    differ from a resumed run's."""
+
+    references: list[Polymorph]
+    products: dict[int, Product] = field(default_factory=dict)  # subcell_id -> structure, energy, space group
+    clusters: Clusters | None = None
+
+    def add(self, relaxed: list[Atoms]) -> None:
+        self.products |= {p.subcell_id: p for p in (product_of(f) for f in relaxed if f.info["valid"])}
+        self.clusters = Clusters(self.references)
+        self.clusters.add(list(self.products.values()))
+
+    def identities(self) -> dict[int, Identity]:
+        return self.clusters.identities() if self.clusters is not None else {}
+
+
+def product_of(atoms: Atoms) -> Product:
+    """A valid relaxed subcell as matching.identify takes it (structure, energy per atom, space group)."""
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    return Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), find_symmetry(structure))
+
+
+def relax_until_separated(
+    subcells: list[Atoms],
+    relax: Relax,
+    round_size: int,
+    references: list[Polymorph],
+    rng: np.random.Generator,
+    progress: ProgressSink,
+) -> tuple[list[Atoms], dict[str, Any]]:
+    """--max-subcells auto: relax the subcells in rounds (in their sampled order) and stop once the
+    leading known polymorph is ahead of the runner-up at 95% confidence (after two rounds at least),
+    or when the subcells run out. Returns the judged relaxed subcells and sampling.json's content."""
+    relaxed: list[Atoms] = []
+    rounds = []
+    clusters = Clusters(references)  # grows round by round: only new products are compared
+    known = {p.name for p in references}
+    for start in range(0, len(subcells), round_size):
+        judged = relax(subcells[start : start + round_size])
+        relaxed += judged
+        clusters.add([product_of(f) for f in judged if f.info["valid"]])
+        names = clusters.known_names()
+        valid = [f for f in relaxed if f.info["valid"]]
+        sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
+        rounds.append({"relaxed": len(relaxed), "valid": len(valid)} | asdict(sep) | {"separated": sep.separated})
+        if sep.separated and len(relaxed) >= 2 * round_size:
+            progress.note(
+                f"stopping after {len(relaxed)} subcells: {sep.leader} leads {sep.runner_up or 'every other known polymorph'} "
+                f"by {100 * sep.difference:.0f}% (95% interval {100 * sep.low:.0f} to {100 * sep.high:.0f}%)"
+            )
+            break
+    stopped = "separated" if rounds and rounds[-1]["separated"] and len(relaxed) < len(subcells) else "budget"
+    sampling = {"mode": "auto", "budget": len(subcells), "relaxed": len(relaxed), "stopped": stopped, "rounds": rounds}
+    return relaxed, sampling
+
+
+def answer_so_far(
+    named: NamedProducts, relaxed: list[Atoms], rule: PredictionRule, rng: np.random.Generator
+) -> tuple[str | None, float]:
+    """The polymorph the rule names from the subcells relaxed so far, and its bootstrap probability
+    (as stage 6 computes it: matching.rules.judged); (None, 0.0) when it names none."""
+    identities = named.identities()
+    valid = [f for f in relaxed if f.info["valid"]]
+    outcomes = [
+        Outcome(f.info["subcell_id"], identities[f.info["subcell_id"]], f.info["final_energy"] / len(f),
+                parse_formula(f.get_chemical_formula()).reduced)
+        for f in valid
+    ]
+    chosen, probability = judged(outcomes, [f.info["replica"] for f in valid], rule, rng)
+    return (chosen.name if chosen is not None else None), probability
+
+
+def relax_while_inconclusive(
+    budget: list[Atoms],
+    reserve: list[Atoms],
+    relax: Relax,
+    references: list[Polymorph],
+    rule: PredictionRule,
+    rng: Callable[[], np.random.Generator],
+    progress: ProgressSink,
+) -> tuple[list[Atoms], dict[str, Any], NamedProducts]:
+    """--more-if-inconclusive: relax the budget; then, while the rule's answer is inconclusive, the
+    reserve in rounds (in its random order) until the answer is conclusive or the reserve is spent.
+    `rng` gives a fresh generator per judgement (stage 6's stream), so the last judgement is the
+    report's own. Returns the judged relaxed subcells, sampling.json's content and the named products."""
+    relaxed = relax(budget)
+    named = NamedProducts(references)
+    named.add(relaxed)
+    leader, probability = answer_so_far(named, relaxed, rule, rng())
+    rounds = [{"relaxed": len(relaxed), "leader": leader, "probability": probability}]
+    round_size = max(ADAPTIVE_MIN_ROUND, -(-len(budget) // RESERVE_ROUNDS_PER_BUDGET))
+    start = 0
+    if leader is not None and probability < CONCLUSIVE and reserve:
+        progress.note(
+            f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}): "
+            f"relaxing up to {len(reserve)} more, {round_size} at a time, until it is conclusive"
+        )
+        while start < len(reserve) and leader is not None and probability < CONCLUSIVE:
+            batch = reserve[start : start + round_size]
+            progress.finish()
+            progress.start(f"Relaxing {len(batch)} more subcells ({leader} at P {probability:.2f})", len(batch))
+            judged = relax(batch)
+            start += len(judged)
+            relaxed += judged
+            named.add(judged)
+            leader, probability = answer_so_far(named, relaxed, rule, rng())
+            rounds.append({"relaxed": len(relaxed), "leader": leader, "probability": probability})
+        verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
+        progress.note(f"after {len(relaxed)} subcells: {leader}, P {probability:.2f} ({verdict})")
+    if start == 0:
+        stopped = "nothing named" if leader is None else "conclusive within the budget" if probability >= CONCLUSIVE else "no reserve"
+    else:
+        stopped = "conclusive" if leader is not None and probability >= CONCLUSIVE else "reserve spent"
+    sampling = {
+        "mode": "fixed",
+        "budget": len(budget),
+        "reserve": len(reserve),
+        "relaxed": len(relaxed),
+        "stopped": stopped,
+        "rounds": rounds,
+    }
+    return relaxed, sampling, named
