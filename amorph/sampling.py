@@ -150,10 +150,10 @@ def relax_while_inconclusive(
             batch = reserve[start : start + round_size]
             progress.finish()
             progress.start(f"Relaxing {len(batch)} more subcells ({leader} at P {probability:.2f})", len(batch))
-            judged = relax(batch)
-            start += len(judged)
-            relaxed += judged
-            named.add(judged)
+            done = relax(batch)
+            start += len(done)
+            relaxed += done
+            named.add(done)
             leader, probability = answer_so_far(named, relaxed, rule, rng())
             rounds.append({"relaxed": len(relaxed), "leader": leader, "probability": probability})
         verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
