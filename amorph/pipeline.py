@@ -174,17 +174,11 @@ def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:
 def _stages(run: Run, progress: ProgressSink) -> dict[str, Any]:
     for note in [*run.potential.notes, *run.notes]:
         progress.note(note)
-    stages = [
-        (files.KNOWN_POLYMORPHS, collect_references),
-        (files.START, build_start_structure),
-        (files.AMORPHOUS_XYZ, run_melt_quench),
-        (files.SUBCELLS_INITIAL, cut_subcells),
-        (files.SUBCELLS_RELAXED, crystallize_subcells),
-        (files.SUBCELLS_CSV, identify_products),
-        (files.REPORT, rank_polymorphs),
-        (files.REPORT_HTML, draw_report),
-    ]
-    for output, stage in stages:
+    stages = [collect_references, build_start_structure, run_melt_quench, cut_subcells, crystallize_subcells,
+              identify_products, rank_polymorphs, draw_report]
+    assert [stage.__name__ for stage in stages] == list(files.STAGE_FILES)
+    for stage in stages:
+        output = files.STAGE_FILES[stage.__name__][0]  # its presence says the stage is done
         if run.resume and run.out.has(output):
             progress.note(f"resume: {output} exists, skipping {stage.__name__}")
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def run_folders(src: Path, only: str) -> list[Path]:
     return sorted((r for r in runs if r.name in wanted), key=lambda r: wanted.index(r.name))
 
 
-def resume_copy(run: Path, target: Path, make_copy) -> dict[str, Any]:  # noqa: ANN001 - a zero-argument callable
+def resume_copy(run: Path, target: Path, make_copy: Callable[[], RunSettings]) -> dict[str, Any]:
     """Finish the copy of `run` at `target` (made by make_copy() unless begun already); its report."""
     if not (target / files.REPORT).is_file():
         if not (target / files.CONFIG).is_file():

@@ -190,19 +190,20 @@ def extract_subcells(
         if reserve > 0:
             spare = [int(k) for k in rng.permutation(np.setdiff1d(np.arange(len(boxes)), chosen))[:reserve]]
 
-    def cut(keys: list[int], is_reserve: bool) -> list[Subcell]:
+    def cut(keys: list[int], first_id: int, is_reserve: bool) -> list[Subcell]:
         cells: list[Subcell] = []
-        for k in keys:
+        for n, k in enumerate(keys):
             ix, iy, iz = boxes[k]
-            sub = make_subcell(amorphous, frac, len(cells), intervals[ix], intervals[iy], intervals[iz], bits[0][ix] & bits[1][iy] & bits[2][iz])
+            sub = make_subcell(amorphous, frac, first_id + n, intervals[ix], intervals[iy], intervals[iz], bits[0][ix] & bits[1][iy] & bits[2][iz])
             cells.append(replace(sub, reserve=is_reserve))
         if push_cut_contacts and cells:
             moves = push_apart([s.atoms for s in cells], CUT_PUSH_ITERATIONS)
             cells = [replace(s, pushed=move) for s, move in zip(cells, moves)]
         return cells
 
-    selected, extra = cut(picked, False), cut(spare, True)
-    subcells = selected + [replace(s, id=len(selected) + s.id) for s in extra]
+    selected = cut(picked, 0, False)
+    extra = cut(spare, len(selected), True)
+    subcells = selected + extra
     census = SubcellCensus(
         boxes=p**3,
         in_size_range=int(in_range.sum()),

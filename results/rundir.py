@@ -45,16 +45,17 @@ FIGURES = "figures"  # PNGs (results.figures)
 COMPARE_CSV = "compare.csv"
 COMPARE_JSON = "compare.json"
 
-# What each stage of amorph.pipeline writes, in stage order (benchmarks/rerun.py removes a stage's
-# files, and every later stage's, to run them again on a copy)
+# What each stage of amorph.pipeline writes, in stage order; the first file is the one whose presence
+# says the stage is done (a resumed run skips it), the rest are what else it writes (benchmarks/rerun.py
+# removes a stage's files, and every later stage's, to run them again on a copy)
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "collect_references": (KNOWN_POLYMORPHS,),
     "build_start_structure": (START,),
-    "run_melt_quench": (MELT_QUENCH_LOG, MELT_QUENCH_FAULTS, AMORPHOUS_CIF, AMORPHOUS_XYZ),
+    "run_melt_quench": (AMORPHOUS_XYZ, MELT_QUENCH_LOG, MELT_QUENCH_FAULTS, AMORPHOUS_CIF),
     "cut_subcells": (SUBCELLS_INITIAL, SUBCELL_CENSUS),
     "crystallize_subcells": (SUBCELLS_RELAXED, CHECKPOINT, SAMPLING),
     "identify_products": (SUBCELLS_CSV, PRODUCTS),
-    "rank_polymorphs": (POLYMORPHS_CSV, REPORT),
+    "rank_polymorphs": (REPORT, POLYMORPHS_CSV),
     "draw_report": (REPORT_HTML, FIGURES),
 }
 
