@@ -52,7 +52,7 @@ from amorph.results import provenance
 from amorph.results import rundir as files
 from amorph.results.checkpoint import CHECKPOINT, RelaxCheckpoint
 from amorph.results.lock import RunLock
-from amorph.results.report import build_report
+from amorph.results.report import build_report, out_of_reach
 from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
 from amorph.results.subcells import SubcellRecord, read_records
@@ -65,7 +65,7 @@ from amorph.sampling import (
     relax_while_inconclusive,
 )
 from amorph.settings import RunSettings
-from amorph.start import check_room, out_of_room, reference_volume, start_structure
+from amorph.start import OutOfRoom, check_room, out_of_room, reference_volume, start_structure
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
@@ -229,7 +229,7 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     # relaxations that cannot reach it. When no polymorph has room, for all of them, as before.
     too_long = {r.name for r in roomless}
     fitting = [p for p in polymorphs if p.name not in too_long] or polymorphs
-    limit = size_limit(sc.n_max, sc.fit_polymorphs, run.settings.packing.target_atoms, (primitive_size(p.structure) for p in fitting))
+    limit = size_limit(sc.n_max, sc.fit_polymorphs, run.settings.packing.target_atoms, primitive_sizes(fitting).values())
     if limit.raised_from is not None:
         progress.note(
             f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that the primitive cell of every known "
@@ -237,9 +237,7 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
         )
     check_reachable(polymorphs, limit.n_max, run.formula.reduced, progress)
     if roomless:
-        listed = ", ".join(
-            f"{r.name} (a cell edge of {r.edge:.1f} A, {r.needed:.1f} A at the amorphous density; --atoms {r.atoms})" for r in roomless
-        )
+        listed = ", ".join(f"{r.name} ({r.describe()})" for r in roomless)
         progress.note(f"subcells of this {n_atoms}-atom cell ({edge:.1f} A on a side) are too short to become: {listed}")
     run.out.write_json(
         files.KNOWN_POLYMORPHS,
@@ -262,7 +260,7 @@ def check_reachable(polymorphs: list[Polymorph], n_max: int, formula: str, progr
     """Say, before any MD, which known polymorphs no subcell can become: a subcell of N atoms can only
     relax into a crystal whose primitive cell fits in it, so one of more than --n-max atoms is out of
     reach. When every known polymorph is, stop here (AmorphError) rather than after the melt-quench."""
-    sizes = {p.name: primitive_size(p.structure) for p in polymorphs}
+    sizes = primitive_sizes(polymorphs)
     unreachable = sorted((size, name) for name, size in sizes.items() if size > n_max)
     if not unreachable:
         return
@@ -326,11 +324,16 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     run.out.write_atoms(files.AMORPHOUS_XYZ, frames, "extxyz")
 
 
+def primitive_sizes(polymorphs: list[Polymorph]) -> dict[str, int]:
+    """Each known polymorph's primitive-cell size (atoms), by name."""
+    return {p.name: primitive_size(p.structure) for p in polymorphs}
+
+
 def polymorph_primitive_sizes(polymorphs: list[Polymorph]) -> list[int] | None:
     """Primitive-cell sizes of the known polymorphs; None when there are none."""
     if not polymorphs:
         return None
-    return sorted({primitive_size(p.structure) for p in polymorphs})
+    return sorted(set(primitive_sizes(polymorphs).values()))
 
 
 def cut_subcells(run: Run, progress: ProgressSink) -> None:
@@ -547,6 +550,16 @@ def outcomes_of(valid: list[SubcellRecord], references: list[Polymorph]) -> list
     return outcomes
 
 
+def roomless_of(run: Run) -> tuple[float, list[OutOfRoom]]:
+    """Stage 0's cell room (the starting cell's edge, the polymorphs too long for it), worked out again
+    for a run folder older than the record."""
+    room = run.out.read_json(files.KNOWN_POLYMORPHS).get("cell_room")
+    if room is None:
+        _, edge, roomless = out_of_room(run.formula, run.settings.packing, run.references())
+        return edge, roomless
+    return room["edge"], [OutOfRoom(**r) for r in room["too_short_for"]]
+
+
 def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     """Step 6: count each polymorph; the most frequent known one nucleates first."""
     records = read_records(run.out.read_rows(files.SUBCELLS_CSV), str(run.out.file(files.SUBCELLS_CSV)))
@@ -575,6 +588,7 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         reference_volume=asdict(reference_volume(run.formula, run.references())),
         sources=list(run.settings.databases),
         known_names=[p.name for p in run.references()],
+        out_of_reach=out_of_reach(primitive_sizes(run.references()), {r.n_atoms for r in records}, *roomless_of(run)),
         timings=run.timings,
     )
     run.out.write_json(files.REPORT, report)

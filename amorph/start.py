@@ -48,6 +48,10 @@ class OutOfRoom:
     needed: float  # that edge at the amorphous density (volume_factor^(1/3) longer), A
     atoms: int  # the fewest atoms (whole formula units) whose starting cell is that long
 
+    def describe(self) -> str:
+        """'a cell edge of 9.2 A, 9.6 A at the amorphous density; --atoms 75': stage 0's note and the report's reason."""
+        return f"a cell edge of {self.edge:.1f} A, {self.needed:.1f} A at the amorphous density; --atoms {self.atoms}"
+
 
 def out_of_room(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> tuple[int, float, list[OutOfRoom]]:
     """The starting cell's atoms and edge (A), and the known polymorphs no subcell of it can become by

@@ -4,10 +4,12 @@
 
 Each (formula, seed) runs in its own folder under --out; a finished run (report.json present) is not
 run again, and a stopped one is resumed, so the command can be repeated until the table is complete.
-The table gives, per row and seed, the expected polymorph, what each rule names (with its share, 95%
+The table gives, per row and seed, the expected polymorph, how many valid subcells became it
+("seen": 0 marks a miss before the rule, not of it), what each rule names (with its share, 95%
 interval and P: the share of bootstrap resamples on which the rule names it, "?" when below 0.8, an
-inconclusive answer), the row's confidence and the wall time; then each rule's hits on the high-confidence
-rows, beside the "predict the ground state" baseline. How a row is scored: benchmarks/data/README.md.
+inconclusive answer), the row's confidence and the wall time; then each rule's hits on the
+high-confidence rows, beside the "predict the ground state" baseline. How a row is scored:
+benchmarks/data/README.md.
 The last line is `accuracy: <hits>/<high rows> (<rule>)` for --rule.
 """
 
@@ -55,6 +57,15 @@ class Row:
         if named["spacegroup_number"] not in self.spacegroups:
             return False
         return self.name_must_contain.lower() in named["polymorph"].lower()
+
+
+def expected_count(row: Row, report: dict[str, Any] | None) -> int | None:
+    """How many valid subcells became the expected polymorph (or an accepted alternative); None for a
+    run with no report. 0 tells a miss before the rule (it never formed: sampling, the subcell sizes,
+    the cell's room or the matching) from a miss of the rule (it formed, another was named)."""
+    if report is None:
+        return None
+    return sum(p["count"] for p in report.get("polymorphs", []) if row.is_right({**p, "polymorph": p["name"]}))
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -126,8 +137,8 @@ def main() -> None:
     rules = [*RULES, "ground-state"]
     hits = {rule: 0 for rule in rules}
     conclusive = {rule: [0, 0] for rule in RULES}  # [conclusive answers, of them right] on high rows
-    high_runs = 0
-    print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} " + " ".join(f"{r:36s}" for r in rules) + "   wall")
+    high_runs, formed = 0, [0, 0]  # high runs where the expected polymorph formed, and of them right by --rule
+    print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} {'seen':>4s} " + " ".join(f"{r:36s}" for r in rules) + "   wall")
     for row in rows:
         for seed in seeds:
             folder = base / f"{row.formula}-seed{seed}"
@@ -141,8 +152,11 @@ def main() -> None:
             answers = dict((report or {}).get("predictions", {}))
             answers["ground-state"] = ground_state_named(folder)
             right = {rule: row.is_right(answers.get(rule)) for rule in rules}
+            seen = expected_count(row, report)
             if row.confidence == "high":
                 high_runs += 1
+                formed[0] += bool(seen)
+                formed[1] += bool(seen) and right[args.rule]
                 for rule in rules:
                     hits[rule] += right[rule]
                 for rule in RULES:
@@ -152,13 +166,16 @@ def main() -> None:
             cells = " ".join(f"{cell(answers.get(rule), right[rule])[:36]:36s}" for rule in rules)
             wall = walls.get(folder.name)
             wall_text = f"{wall:6.0f} s" if wall is not None else "     -"
-            print(f"{row.formula:8s} {seed:4d} {row.confidence:6s} {row.expected[:24]:24s} {cells} {wall_text}", flush=True)
+            seen_text = "-" if seen is None else str(seen)
+            print(f"{row.formula:8s} {seed:4d} {row.confidence:6s} {row.expected[:24]:24s} {seen_text:>4s} {cells} {wall_text}", flush=True)
             if error:
                 print(f"         error: {error[:150]}", flush=True)
     print(f"high-confidence runs: {high_runs} (rows x seeds); hits by rule: "
           + ", ".join(f"{rule} {hits[rule]}/{high_runs}" for rule in rules))
     print("conclusive answers on high rows, and how many right (target: >= 80%): " + ", ".join(
         f"{rule} {right}/{called}" + (f" ({100 * right / called:.0f}%)" if called else "") for rule, (called, right) in conclusive.items()))
+    print(f"the expected polymorph formed in at least one subcell on {formed[0]}/{high_runs} high runs; "
+          f"{args.rule} named it on {formed[1]}/{formed[0]} of those")
     print(f"accuracy: {hits[args.rule]}/{high_runs} ({args.rule})")
 
 

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from amorph.results.report import share_text, stacking_note, unknown_description
+from amorph.results.report import not_formed_text, share_text, stacking_note, unknown_description
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -117,6 +117,7 @@ def rules_table(report: dict[str, Any]) -> Table:
         runner = escape(named.get("runner_up", {}).get("polymorph", ""))
         table.add_row(label, name, f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", str(named["count"]), share_text(row),
                       f"{named['energy_per_atom']:.4f}", probability, runner)
+    table.caption = escape(not_formed_text(report)) or None
     return table
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from amorph.results import figures
 from amorph.results import rundir as files
-from amorph.results.report import prediction_line, share_text, stacking_note, unknown_description
+from amorph.results.report import not_formed_text, prediction_line, share_text, stacking_note, unknown_description
 from amorph.results.rundir import RunDir
 from amorph.settings import flat_settings
 
@@ -184,6 +184,7 @@ def run_page(out: RunDir) -> Path:
         f"{escape(str(config['settings']['preset']))} · seed {config['seed']} · {report['n_valid']} valid of "
         f"{report['n_subcells']} subcells · amorph {escape(config['amorph_version'])} · started {escape(config['started'])}</p>",
         "<h2>First to nucleate, by rule</h2>", _rules_table(report),
+        f"<p>{escape(missing)}</p>" if (missing := not_formed_text(report)) else "",
         "<h2>What the subcells became</h2>", _products_table(report),
         "<h2>Pictures</h2>", "".join(image(path, alt) for path, alt in drawn),
         "<h2>Product structures</h2>",

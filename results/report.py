@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
 from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by
 from amorph.settings import DEFAULT_RULE, PredictionRule
+
+if TYPE_CHECKING:
+    from amorph.start import OutOfRoom
 
 Z_80 = NormalDist().inv_cdf(CONCLUSIVE)  # one-sided standard normal quantile of CONCLUSIVE (0.84 for 0.8)
 
@@ -115,6 +118,34 @@ def lowest_energy_of(rows: list[PolymorphTally]) -> dict[str, Any] | None:
     }
 
 
+def out_of_reach(sizes: dict[str, int], relaxed: set[int], cell_edge: float, roomless: list[OutOfRoom]) -> dict[str, str]:
+    """Why no subcell of a run could become a known polymorph, or is unlikely to, by name.
+
+    sizes: primitive-cell atoms of each; relaxed: the atom counts of the subcells relaxed. A subcell
+    of N atoms can only become a crystal whose primitive cell divides N, so one that divides none of
+    them could not form; one longer than the starting cell (amorph.start.out_of_room) is unlikely to."""
+    why = {}
+    for name, size in sizes.items():
+        if relaxed and size > max(relaxed):
+            why[name] = f"a primitive cell of {size} atoms, subcells of at most {max(relaxed)}"
+        elif relaxed and all(n % size for n in relaxed):
+            why[name] = f"a primitive cell of {size} atoms, no subcell a multiple of it ({', '.join(map(str, sorted(relaxed)))} atoms)"
+    for r in roomless:
+        why.setdefault(r.name, f"{r.describe()}: longer than the {cell_edge:.1f} A starting cell")
+    return why
+
+
+def not_formed(known_names: list[str], rows: list[PolymorphTally], out_of_reach: dict[str, str]) -> list[dict[str, Any]]:
+    """The known polymorphs no valid subcell became, each with why none could or was likely to
+    (out_of_reach), or None.
+
+    Why they are reported: P is a bootstrap over the products that formed, so a polymorph that formed
+    in no subcell leads no resample, and "P 1.00" says nothing about it. An energy rule's answer would
+    change the first time a lower-energy one formed; `amorph compare RUN` gives their energies."""
+    formed = {r.name for r in rows if r.known and r.count > 0}
+    return [{"name": name, "out_of_reach": out_of_reach.get(name)} for name in known_names if name not in formed]
+
+
 def build_report(
     *,
     formula: str,
@@ -133,6 +164,7 @@ def build_report(
     reference_volume: dict[str, Any],
     sources: list[str],
     known_names: list[str],
+    out_of_reach: dict[str, str],
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names."""
@@ -151,7 +183,7 @@ def build_report(
         "preset": preset,
         "seed": seed,
         "reference_volume": reference_volume,
-        "known_polymorphs": {"sources": sources, "names": known_names},
+        "known_polymorphs": {"sources": sources, "names": known_names, "not_formed": not_formed(known_names, rows, out_of_reach)},
         "timings": dict(timings),
     }
 
@@ -178,6 +210,18 @@ def prediction_line(report: dict[str, Any]) -> str:
         + ")"
         + variants
     )
+
+
+def not_formed_text(report: dict[str, Any]) -> str:
+    """'formed in no subcell: anatase, columbite (P counts only what formed) · out of reach: brookite
+    (...)', for under the rules; '' when every known polymorph formed."""
+    missing = report.get("known_polymorphs", {}).get("not_formed", [])
+    reachable = [m["name"] for m in missing if not m["out_of_reach"]]
+    out = [f"{m['name']} ({m['out_of_reach']})" for m in missing if m["out_of_reach"]]
+    parts = [f"formed in no subcell: {', '.join(reachable)} (P counts only what formed)"] if reachable else []
+    if out:
+        parts.append(f"out of reach: {'; '.join(out)}")
+    return " · ".join(parts)
 
 
 def stacking_note(row: dict[str, Any]) -> str:

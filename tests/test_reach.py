@@ -20,14 +20,35 @@ def test_subcell_range_without_a_formula_unit_is_refused_at_once(cli, tmp_path):
 
 def test_unreachable_polymorphs_are_named_before_md(cli, tmp_path):
     out = tmp_path / "run"
-    code, _, stderr = cli("predict", "Au", "--potential", "emt", "--preset", "smoke", "--n-min", "1", "--n-max", "1",
-                          "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
+    code, stdout, stderr = cli("predict", "Au", "--potential", "emt", "--preset", "smoke", "--n-min", "1", "--n-max", "1",
+                               "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
     assert code == 0, stderr
     assert "subcells of at most 1 atoms cannot become: hcp (2 atoms), 4h (4 atoms)" in stderr
     # and by shape: 4H's c (9.4 A) is longer than the 32-atom cell's edge (8.5 A)
     assert "are too short to become: 4h" in " ".join(stderr.split())
     room = json.loads((out / "known_polymorphs.json").read_text())["cell_room"]
     assert [r["name"] for r in room["too_short_for"]] == ["4h"] and room["too_short_for"][0]["needed"] > room["edge"]
+    # and after the run, beside the answer: what formed nowhere, and why it could not
+    report = json.loads((out / "report.json").read_text())
+    missing = {m["name"]: m["out_of_reach"] for m in report["known_polymorphs"]["not_formed"]}
+    assert missing["hcp"] == "a primitive cell of 2 atoms, subcells of at most 1" and missing["4h"].startswith("a primitive cell of 4 atoms")
+    formed = {r["name"] for r in report["polymorphs"] if r["known"] and r["count"]}
+    assert formed.isdisjoint(missing) and formed | set(missing) == set(report["known_polymorphs"]["names"])
+    assert "out of reach: hcp (a primitive cell of 2 atoms, subcells of at most 1)" in " ".join(stdout.split())
+
+
+def test_why_a_polymorph_that_formed_nowhere_was_out_of_reach():
+    """A subcell of N atoms can only become a crystal whose primitive cell divides N; one longer than
+    the starting cell is unlikely to form. The first reason found is the one given."""
+    from amorph.results.report import out_of_reach
+    from amorph.start import OutOfRoom
+
+    roomless = [OutOfRoom("brookite", 9.17, 9.61, 75), OutOfRoom("long", 9.5, 9.96, 81)]
+    why = out_of_reach({"rutile": 6, "brookite": 24, "four": 4, "long": 6}, {3, 6, 9}, 8.3, roomless)
+    assert set(why) == {"brookite", "four", "long"}  # rutile's 6 atoms divide the 6-atom subcells
+    assert why["brookite"] == "a primitive cell of 24 atoms, subcells of at most 9"
+    assert why["four"] == "a primitive cell of 4 atoms, no subcell a multiple of it (3, 6, 9 atoms)"
+    assert why["long"] == "a cell edge of 9.5 A, 10.0 A at the amorphous density; --atoms 81: longer than the 8.3 A starting cell"
 
 
 def test_a_polymorph_longer_than_the_cell_is_out_of_room():

@@ -35,6 +35,20 @@ def test_each_rule_names_its_own_product():
     assert chosen_by("lowest-energy", []) is None
 
 
+def test_the_report_names_the_known_polymorphs_that_formed_nowhere():
+    """P is a bootstrap over what formed: the report lists what did not, with why it could not."""
+    from amorph.results.report import not_formed, not_formed_text
+
+    known = ["rutile", "anatase", "brookite", "columbite"]
+    missing = not_formed(known, ROWS, {"brookite": "a primitive cell of 24 atoms, subcells of at most 12"})
+    assert missing == [{"name": "brookite", "out_of_reach": "a primitive cell of 24 atoms, subcells of at most 12"},
+                       {"name": "columbite", "out_of_reach": None}]
+    text = not_formed_text({"known_polymorphs": {"not_formed": missing}})
+    assert text == ("formed in no subcell: columbite (P counts only what formed) · "
+                    "out of reach: brookite (a primitive cell of 24 atoms, subcells of at most 12)")
+    assert not_formed_text({"known_polymorphs": {"not_formed": []}}) == "" and not_formed_text({}) == ""
+
+
 def test_report_gives_every_rule(cu_smoke_run):
     out, _ = cu_smoke_run
     report = json.loads((out / "report.json").read_text())
@@ -83,6 +97,11 @@ def test_benchmark_scoring(accuracy):
     assert batio3.is_right({"polymorph": "tetragonal", "known": True, "spacegroup_number": 99})  # accepted alternative
     assert carbon.is_right({"polymorph": "graphite-2H", "known": True, "spacegroup_number": 194})
     assert not carbon.is_right({"polymorph": "lonsdaleite", "known": True, "spacegroup_number": 194})
+    products = [{"name": "rutile", "known": True, "spacegroup_number": 136, "count": 9},
+                {"name": "anatase", "known": True, "spacegroup_number": 141, "count": 2},
+                {"name": "unknown-1", "known": False, "spacegroup_number": 141, "count": 5}]
+    assert accuracy.expected_count(tio2, {"polymorphs": products}) == 2  # a miss of the rule, not of sampling
+    assert accuracy.expected_count(tio2, {"polymorphs": products[:1]}) == 0 and accuracy.expected_count(tio2, None) is None
 
 
 def _outcomes(spec: list[tuple[str, bool, float]]):

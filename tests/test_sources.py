@@ -213,7 +213,7 @@ def test_predict_names_products_from_user_cifs(cli, tmp_path):
     assert code == 0, stderr
     report = json.loads(stdout)
     assert report["prediction"]["polymorph"] == "my-fcc"
-    assert report["known_polymorphs"] == {"sources": [str(folder)], "names": ["my-fcc"]}
+    assert report["known_polymorphs"] == {"sources": [str(folder)], "names": ["my-fcc"], "not_formed": []}
 
 
 def test_malformed_and_empty_files_are_skipped_with_a_warning_naming_each(cli, tmp_path):
