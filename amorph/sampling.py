@@ -4,7 +4,9 @@
   early once the leading known polymorph is ahead of the runner-up by count at 95% confidence.
 - `--more-if-inconclusive N` (relax_while_inconclusive): relax the whole budget, and while the
   answer of the run's rule is inconclusive (its bootstrap probability below
-  amorph.matching.rules.CONCLUSIVE), relax up to N reserve subcells more, in rounds.
+  amorph.matching.rules.CONCLUSIVE), relax up to N reserve subcells more, in rounds, and stop
+  as soon as the answer's own estimate of the subcells that would settle it (the number the report's
+  "inconclusive" message gives) is more than what is left of the reserve can give.
 
 Both name the products of each round as stage 5 will (matching.identify.Clusters), so the decision
 reads the same labels the report will. The reserve only ever adds evidence after the budget: it never
@@ -26,8 +28,8 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.composition import parse_formula
 from amorph.matching.identify import Clusters, Identity, Product
 from amorph.matching.polymorph import Polymorph
-from amorph.matching.ranking import Outcome
-from amorph.matching.rules import CONCLUSIVE, judged
+from amorph.matching.ranking import Outcome, tally
+from amorph.matching.rules import CONCLUSIVE, chosen_by, judged, more_valid_subcells
 from amorph.matching.statistics import separation
 from amorph.matching.symmetry import find_symmetry
 from amorph.progress import ProgressSink
@@ -107,9 +109,11 @@ def relax_until_separated(
 
 def answer_so_far(
     named: NamedProducts, relaxed: list[Atoms], rule: PredictionRule, rng: np.random.Generator
-) -> tuple[str | None, float]:
-    """The polymorph the rule names from the subcells relaxed so far, and its bootstrap probability
-    (as stage 6 computes it: matching.rules.judged); (None, 0.0) when it names none."""
+) -> tuple[str | None, float, int | None]:
+    """The polymorph the rule names from the subcells relaxed so far, its bootstrap probability (as
+    stage 6 computes it: matching.rules.judged) and about how many more valid subcells would make it
+    conclusive (matching.rules.more_valid_subcells, the estimate the report's message gives; None
+    when there is none); (None, 0.0, None) when it names none."""
     identities = named.identities()
     valid = [f for f in relaxed if f.info["valid"]]
     outcomes = [
@@ -118,7 +122,23 @@ def answer_so_far(
         for f in valid
     ]
     chosen, probability = judged(outcomes, [f.info["replica"] for f in valid], rule, rng)
-    return (chosen.name if chosen is not None else None), probability
+    if chosen is None:
+        return None, probability, None
+    rows = tally(outcomes)
+    runner_up = chosen_by(rule, [r for r in rows if r.name != chosen.name])
+    return chosen.name, probability, more_valid_subcells(rule, chosen, runner_up, len(valid))
+
+
+def valid_fraction(relaxed: list[Atoms]) -> float:
+    """The share of the relaxed subcells judged valid (stage 4: no fused atoms, no blown-up cell)."""
+    return sum(bool(f.info["valid"]) for f in relaxed) / max(1, len(relaxed))
+
+
+def cannot_settle(needed: int | None, reserve_left: int, valid_fraction: float) -> bool:
+    """Whether the rest of the reserve cannot be expected to settle the answer: the valid subcells it
+    would need (at the shares seen so far) are more than the valid ones the subcells left would give
+    (at the run's valid fraction so far). No estimate (None) is no reason to stop."""
+    return needed is not None and needed > reserve_left * valid_fraction
 
 
 def relax_while_inconclusive(
@@ -131,22 +151,34 @@ def relax_while_inconclusive(
     progress: ProgressSink,
 ) -> tuple[list[Atoms], dict[str, Any], NamedProducts]:
     """--more-if-inconclusive: relax the budget; then, while the rule's answer is inconclusive, the
-    reserve in rounds (in its random order) until the answer is conclusive or the reserve is spent.
+    reserve in rounds (in its random order) until the answer is conclusive, the reserve is spent, or
+    the answer's estimate of the valid subcells that would settle it (at the shares seen so far) is
+    more than the rest of the reserve can give (cannot_settle): a leader seen once in 150 is not
+    expected to recur in the 90 left, and relaxing them costs most of a stage for nothing.
     `rng` gives a fresh generator per judgement (stage 6's stream), so the last judgement is the
     report's own. Returns the judged relaxed subcells, sampling.json's content and the named products."""
     relaxed = relax(budget)
     named = NamedProducts(references)
     named.add(relaxed)
-    leader, probability = answer_so_far(named, relaxed, rule, rng())
-    rounds = [{"relaxed": len(relaxed), "leader": leader, "probability": probability}]
+    leader, probability, needed = answer_so_far(named, relaxed, rule, rng())
+    rounds = [{"relaxed": len(relaxed), "leader": leader, "probability": probability, "more_valid_needed": needed}]
     round_size = max(ADAPTIVE_MIN_ROUND, -(-len(budget) // RESERVE_ROUNDS_PER_BUDGET))
     start = 0
+    futile = False
     if leader is not None and probability < CONCLUSIVE and reserve:
-        progress.note(
-            f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}): "
-            f"relaxing up to {len(reserve)} more, {round_size} at a time, until it is conclusive"
-        )
-        while start < len(reserve) and leader is not None and probability < CONCLUSIVE:
+        if cannot_settle(needed, len(reserve), valid_fraction(relaxed)):
+            futile = True
+            progress.note(
+                f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}), "
+                f"but about {needed} more valid subcells would settle it, more than the reserve of {len(reserve)} can give: "
+                "leaving the reserve alone"
+            )
+        else:
+            progress.note(
+                f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}): "
+                f"relaxing up to {len(reserve)} more, {round_size} at a time, until it is conclusive"
+            )
+        while not futile and start < len(reserve) and leader is not None and probability < CONCLUSIVE:
             batch = reserve[start : start + round_size]
             progress.finish()
             progress.start(f"Relaxing {len(batch)} more subcells ({leader} at P {probability:.2f})", len(batch))
@@ -154,11 +186,18 @@ def relax_while_inconclusive(
             start += len(done)
             relaxed += done
             named.add(done)
-            leader, probability = answer_so_far(named, relaxed, rule, rng())
-            rounds.append({"relaxed": len(relaxed), "leader": leader, "probability": probability})
-        verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
-        progress.note(f"after {len(relaxed)} subcells: {leader}, P {probability:.2f} ({verdict})")
-    if start == 0:
+            leader, probability, needed = answer_so_far(named, relaxed, rule, rng())
+            rounds.append({"relaxed": len(relaxed), "leader": leader, "probability": probability, "more_valid_needed": needed})
+            futile = (leader is not None and probability < CONCLUSIVE and start < len(reserve)
+                      and cannot_settle(needed, len(reserve) - start, valid_fraction(relaxed)))
+        if start:
+            verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
+            why = (f"; about {needed} more valid subcells would settle it, more than the {len(reserve) - start} left can give"
+                   if futile else "")
+            progress.note(f"after {len(relaxed)} subcells: {leader}, P {probability:.2f} ({verdict}){why}")
+    if futile:
+        stopped = "reserve cannot settle it"
+    elif start == 0:
         stopped = "nothing named" if leader is None else "conclusive within the budget" if probability >= CONCLUSIVE else "no reserve"
     else:
         stopped = "conclusive" if leader is not None and probability >= CONCLUSIVE else "reserve spent"

@@ -233,7 +233,7 @@ FLAGS: tuple[Flag, ...] = (
         "subcells",
         "more_if_inconclusive",
         "Reserve: when the answer is inconclusive after the budget, relax up to this many more subcells, in rounds, "
-        "until it is conclusive (0: never)",
+        "until it is conclusive or the rest could not be expected to settle it (0: never)",
         rule="non-negative",
     ),
     Flag("--fmax", "relax", "fmax", "Relaxation force tolerance", "eV/A"),

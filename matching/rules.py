@@ -11,8 +11,10 @@ measured (benchmarks/accuracy.py) instead of assumed:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from statistics import NormalDist
 
 import numpy as np
 
@@ -21,6 +23,8 @@ from amorph.matching.statistics import N_BOOTSTRAP, resamples
 from amorph.settings import PredictionRule
 
 CONCLUSIVE = 0.8  # a rule's answer is conclusive when it names the same polymorph on this share of resamples
+Z_80 = NormalDist().inv_cdf(CONCLUSIVE)  # one-sided standard normal quantile of CONCLUSIVE (0.84 for 0.8)
+RECUR = math.ceil(-math.log(1 - CONCLUSIVE))  # members a product needs to be in most resamples (2 for 0.8)
 
 
 def _lowest_energy_known(rows: list[PolymorphTally]) -> PolymorphTally | None:
@@ -82,3 +86,34 @@ def judged(
         return None, 0.0
     return named, rule_probabilities(outcomes, replicas, rng)[rule].get(named.name, 0.0)
 
+
+
+def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
+    """About how many more valid subcells would make the leader's lead in counts conclusive: the lead
+    d = share(A) - share(B) over its standard error sqrt((pA + pB - d^2) / n) must reach Z_80 (the
+    normal approximation of the bootstrap). None when the shares are tied."""
+    p_b = runner_up.share if runner_up is not None else 0.0
+    lead = leader.share - p_b
+    if lead <= 0:
+        return None
+    needed = Z_80**2 * (leader.share + p_b - lead**2) / lead**2
+    return max(0, math.ceil(needed - n_valid))
+
+
+def more_subcells_to_recur(leader: PolymorphTally, n_valid: int) -> int | None:
+    """About how many more valid subcells an energy rule's answer needs: the lowest-energy product is
+    named on a resample when one of its c members is drawn, about 1 - exp(-c) of the time (Poisson), so
+    it must be seen RECUR times; at its present share that takes n_valid x RECUR / c subcells in all.
+    None when it is seen that often already (then the replicas disagree, and more of them would help)."""
+    if leader.count >= RECUR or leader.count <= 0:
+        return None
+    return math.ceil(n_valid * RECUR / leader.count) - n_valid
+
+
+def more_valid_subcells(rule: PredictionRule, chosen: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
+    """About how many more valid subcells would make the rule's inconclusive answer conclusive, at the
+    shares seen so far (None: no estimate). The report's message and the reserve's stop both read it,
+    so what a run says more sampling would need is what it acted on."""
+    if rule == "most-frequent":
+        return more_subcells_needed(chosen, runner_up, n_valid)
+    return more_subcells_to_recur(chosen, n_valid)

@@ -6,44 +6,14 @@ in one place.
 
 from __future__ import annotations
 
-import math
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
-from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by
+from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by, more_valid_subcells
 from amorph.settings import DEFAULT_RULE, PredictionRule
 
 if TYPE_CHECKING:
     from amorph.start import OutOfRoom
-
-Z_80 = NormalDist().inv_cdf(CONCLUSIVE)  # one-sided standard normal quantile of CONCLUSIVE (0.84 for 0.8)
-
-
-def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
-    """About how many more valid subcells would make the leader's lead in counts conclusive: the lead
-    d = share(A) - share(B) over its standard error sqrt((pA + pB - d^2) / n) must reach Z_80 (the
-    normal approximation of the bootstrap). None when the shares are tied."""
-    p_b = runner_up.share if runner_up is not None else 0.0
-    lead = leader.share - p_b
-    if lead <= 0:
-        return None
-    needed = Z_80**2 * (leader.share + p_b - lead**2) / lead**2
-    return max(0, math.ceil(needed - n_valid))
-
-
-RECUR = math.ceil(-math.log(1 - CONCLUSIVE))  # members a product needs to be in most resamples (2 for 0.8)
-
-
-def more_subcells_to_recur(leader: PolymorphTally, n_valid: int) -> int | None:
-    """About how many more valid subcells an energy rule's answer needs: the lowest-energy product is
-    named on a resample when one of its c members is drawn, about 1 - exp(-c) of the time (Poisson), so
-    it must be seen RECUR times; at its present share that takes n_valid x RECUR / c subcells in all.
-    None when it is seen that often already (then the replicas disagree, and more of them would help)."""
-    if leader.count >= RECUR or leader.count <= 0:
-        return None
-    return math.ceil(n_valid * RECUR / leader.count) - n_valid
-
 
 def named_by(
     rule: PredictionRule,
@@ -95,7 +65,7 @@ def _confidence(
     if not out["conclusive"]:
         text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
         n_valid = sum(r.count for r in rows)  # rows cover every valid subcell
-        extra = more_subcells_needed(chosen, runner, n_valid) if rule == "most-frequent" else more_subcells_to_recur(chosen, n_valid)
+        extra = more_valid_subcells(rule, chosen, runner, n_valid)
         if extra is not None:
             cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
             text += f"; about {extra} more valid subcells would settle it{cost}"

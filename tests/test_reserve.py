@@ -93,6 +93,38 @@ def test_an_inconclusive_answer_draws_on_the_reserve_until_it_is_conclusive():
     assert first["probability"] < 0.8 <= last["probability"]
 
 
+def test_the_reserve_stops_when_what_is_left_of_it_cannot_settle_the_answer():
+    refs = known_polymorphs("NaCl")
+    rocksalt = next(p for p in refs if p.name == "rocksalt").structure
+    # one rocksalt in a budget of 20 (P about 0.64): seen once in 20, it needs about 20 more valid
+    # subcells to be seen twice; the reserve of 20 can give 20, so one round of 16 is tried
+    products = {0: _frame(rocksalt, 0, -3.30)} | {i: _odd(i, -3.0 - 0.001 * i) for i in range(1, 40)}
+    relax = Recorder(products)
+    relaxed, sampling, _ = relax_while_inconclusive(
+        _placeholders(range(20)), _placeholders(range(20, 40)), relax, refs, "lowest-energy-known",
+        lambda: np.random.default_rng(0), SilentProgress(),
+    )
+    # after 36 (no second rocksalt) it needs about 36 more, and only 4 are left: stop there
+    assert relax.rounds == [20, 16] and len(relaxed) == 36
+    assert sampling["stopped"] == "reserve cannot settle it"
+    assert [r["more_valid_needed"] for r in sampling["rounds"]] == [20, 36]
+    # a reserve smaller than the first estimate is not touched at all
+    relax = Recorder(products)
+    relaxed, sampling, _ = relax_while_inconclusive(
+        _placeholders(range(20)), _placeholders(range(20, 30)), relax, refs, "lowest-energy-known",
+        lambda: np.random.default_rng(0), SilentProgress(),
+    )
+    assert relax.rounds == [20] and len(relaxed) == 20 and sampling["stopped"] == "reserve cannot settle it"
+
+
+def test_cannot_settle_reads_the_estimate_against_the_valid_subcells_left():
+    from amorph.sampling import cannot_settle
+
+    assert cannot_settle(100, 90, 1.0) and not cannot_settle(90, 90, 1.0)
+    assert cannot_settle(80, 90, 0.8)  # 90 left at 80% valid give 72
+    assert not cannot_settle(None, 0, 1.0)  # no estimate: no reason to stop
+
+
 def test_a_conclusive_answer_or_none_leaves_the_reserve_alone():
     refs = known_polymorphs("NaCl")
     rocksalt = next(p for p in refs if p.name == "rocksalt").structure

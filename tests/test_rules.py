@@ -134,8 +134,8 @@ def test_an_unclear_answer_is_inconclusive_and_says_what_would_settle_it():
     import numpy as np
 
     from amorph.matching.ranking import tally
-    from amorph.matching.rules import rule_probabilities
-    from amorph.results.report import more_subcells_needed, named_by
+    from amorph.matching.rules import more_subcells_needed, rule_probabilities
+    from amorph.results.report import named_by
 
     outcomes = _outcomes([("rutile", True, -9.38)] * 7 + [("anatase", True, -9.41)] * 6 + [("unknown-1", False, -9.2)] * 10)
     rows = tally(outcomes)
@@ -158,8 +158,8 @@ def test_an_energy_rule_says_how_many_subcells_would_let_its_answer_recur():
     import numpy as np
 
     from amorph.matching.ranking import tally
-    from amorph.matching.rules import rule_probabilities
-    from amorph.results.report import more_subcells_to_recur, named_by
+    from amorph.matching.rules import more_subcells_to_recur, rule_probabilities
+    from amorph.results.report import named_by
 
     outcomes = _outcomes([("rutile", True, -9.38)] * 7 + [("anatase", True, -9.41)] + [("unknown-1", False, -9.2)] * 12)
     rows = tally(outcomes)
