@@ -28,8 +28,8 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.composition import parse_formula
 from amorph.matching.identify import Clusters, Identity, Product
 from amorph.matching.polymorph import Polymorph
-from amorph.matching.ranking import Outcome, tally
-from amorph.matching.rules import CONCLUSIVE, chosen_by, judged, more_valid_subcells
+from amorph.matching.ranking import Outcome
+from amorph.matching.rules import CONCLUSIVE, judged
 from amorph.matching.statistics import separation
 from amorph.matching.symmetry import find_symmetry
 from amorph.progress import ProgressSink
@@ -110,10 +110,10 @@ def relax_until_separated(
 def answer_so_far(
     named: NamedProducts, relaxed: list[Atoms], rule: PredictionRule, rng: np.random.Generator
 ) -> tuple[str | None, float, int | None]:
-    """The polymorph the rule names from the subcells relaxed so far, its bootstrap probability (as
-    stage 6 computes it: matching.rules.judged) and about how many more valid subcells would make it
-    conclusive (matching.rules.more_valid_subcells, the estimate the report's message gives; None
-    when there is none); (None, 0.0, None) when it names none."""
+    """The polymorph the rule names from the subcells relaxed so far, its bootstrap probability and
+    about how many more valid subcells would make it conclusive (None when it is, or there is no
+    estimate), all as stage 6 computes them (matching.rules.judged: the estimate is the report's
+    message's own); (None, 0.0, None) when it names none."""
     identities = named.identities()
     valid = [f for f in relaxed if f.info["valid"]]
     outcomes = [
@@ -121,24 +121,23 @@ def answer_so_far(
                 parse_formula(f.get_chemical_formula()).reduced)
         for f in valid
     ]
-    chosen, probability = judged(outcomes, [f.info["replica"] for f in valid], rule, rng)
-    if chosen is None:
-        return None, probability, None
-    rows = tally(outcomes)
-    runner_up = chosen_by(rule, [r for r in rows if r.name != chosen.name])
-    return chosen.name, probability, more_valid_subcells(rule, chosen, runner_up, len(valid))
+    chosen, probability, needed = judged(outcomes, [f.info["replica"] for f in valid], rule, rng)
+    return (chosen.name if chosen is not None else None), probability, needed
 
 
-def valid_fraction(relaxed: list[Atoms]) -> float:
-    """The share of the relaxed subcells judged valid (stage 4: no fused atoms, no blown-up cell)."""
-    return sum(bool(f.info["valid"]) for f in relaxed) / max(1, len(relaxed))
+def valid_from(reserve_left: int, relaxed: list[Atoms]) -> float:
+    """The valid subcells the rest of the reserve can be expected to give, at the run's valid
+    fraction so far (stage 4's judgement: no fused atoms, no blown-up cell)."""
+    return reserve_left * sum(bool(f.info["valid"]) for f in relaxed) / max(1, len(relaxed))
 
 
-def cannot_settle(needed: int | None, reserve_left: int, valid_fraction: float) -> bool:
+def cannot_settle(needed: int | None, reserve_left: int, relaxed: list[Atoms]) -> bool:
     """Whether the rest of the reserve cannot be expected to settle the answer: the valid subcells it
     would need (at the shares seen so far) are more than the valid ones the subcells left would give
-    (at the run's valid fraction so far). No estimate (None) is no reason to stop."""
-    return needed is not None and needed > reserve_left * valid_fraction
+    (at the run's valid fraction so far; compared in whole numbers, so a tie is never a stop). No
+    estimate (None) is no reason to stop."""
+    n_valid = sum(bool(f.info["valid"]) for f in relaxed)
+    return needed is not None and needed * max(1, len(relaxed)) > reserve_left * n_valid
 
 
 def relax_while_inconclusive(
@@ -166,12 +165,12 @@ def relax_while_inconclusive(
     start = 0
     futile = False
     if leader is not None and probability < CONCLUSIVE and reserve:
-        if cannot_settle(needed, len(reserve), valid_fraction(relaxed)):
+        if cannot_settle(needed, len(reserve), relaxed):
             futile = True
             progress.note(
                 f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}), "
-                f"but about {needed} more valid subcells would settle it, more than the reserve of {len(reserve)} can give: "
-                "leaving the reserve alone"
+                f"but about {needed} more valid subcells would settle it, and the reserve of {len(reserve)} can be expected "
+                f"to give {valid_from(len(reserve), relaxed):.0f}: leaving it alone"
             )
         else:
             progress.note(
@@ -189,11 +188,12 @@ def relax_while_inconclusive(
             leader, probability, needed = answer_so_far(named, relaxed, rule, rng())
             rounds.append({"relaxed": len(relaxed), "leader": leader, "probability": probability, "more_valid_needed": needed})
             futile = (leader is not None and probability < CONCLUSIVE and start < len(reserve)
-                      and cannot_settle(needed, len(reserve) - start, valid_fraction(relaxed)))
+                      and cannot_settle(needed, len(reserve) - start, relaxed))
         if start:
             verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
-            why = (f"; about {needed} more valid subcells would settle it, more than the {len(reserve) - start} left can give"
-                   if futile else "")
+            left = len(reserve) - start
+            why = (f"; about {needed} more valid subcells would settle it, and the {left} left can be expected to give "
+                   f"{valid_from(left, relaxed):.0f}" if futile else "")
             progress.note(f"after {len(relaxed)} subcells: {leader}, P {probability:.2f} ({verdict}){why}")
     if futile:
         stopped = "reserve cannot settle it"

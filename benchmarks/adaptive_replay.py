@@ -41,7 +41,7 @@ Stop = Callable[[list[SubcellRecord], list[Polymorph], np.random.Generator], boo
 
 def answer(valid: list[SubcellRecord], references: list[Polymorph], rule: str, rng: np.random.Generator) -> dict | None:
     """The rule's answer on these subcells, as report.json's predictions give it (the parts scored)."""
-    named, p = judged(outcomes_of(valid, references), [r.replica for r in valid], rule, rng)  # type: ignore[arg-type]
+    named, p, _ = judged(outcomes_of(valid, references), [r.replica for r in valid], rule, rng)  # type: ignore[arg-type]
     if named is None:
         return None
     return {"polymorph": named.name, "known": named.known, "spacegroup_number": named.spacegroup_number,

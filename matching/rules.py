@@ -78,26 +78,54 @@ def rule_probabilities(
 
 def judged(
     outcomes: Sequence[Outcome], replicas: Sequence[int], rule: PredictionRule, rng: np.random.Generator
-) -> tuple[PolymorphTally | None, float]:
-    """What the rule names on these outcomes and the share of resamples naming it (None, 0.0 when
-    it names nothing): one rule's part of report.json's predictions, for judging a run part-way."""
-    named = chosen_by(rule, tally(list(outcomes))) if outcomes else None
+) -> tuple[PolymorphTally | None, float, int | None]:
+    """What the rule names on these outcomes, the share of resamples naming it, and about how many
+    more valid subcells would settle it (more_to_settle); (None, 0.0, None) when it names nothing.
+    One rule's part of report.json's predictions, for judging a run part-way."""
+    rows = tally(list(outcomes)) if outcomes else []
+    named = chosen_by(rule, rows)
     if named is None:
-        return None, 0.0
-    return named, rule_probabilities(outcomes, replicas, rng)[rule].get(named.name, 0.0)
+        return None, 0.0, None
+    probabilities = rule_probabilities(outcomes, replicas, rng)[rule]
+    return named, probabilities.get(named.name, 0.0), more_to_settle(rule, named, rows, probabilities)
+
+
+def runner_up(
+    rule: PredictionRule, chosen: PolymorphTally, rows: list[PolymorphTally], probabilities: dict[str, float]
+) -> PolymorphTally | None:
+    """The runner-up to the rule's answer: what the rule names next most often on resamples
+    (probabilities, most often first), else what it names without the chosen."""
+    by_name = {r.name: r for r in rows}
+    others = [name for name in probabilities if name != chosen.name and name in by_name]
+    return by_name[others[0]] if others else chosen_by(rule, [r for r in rows if r.name != chosen.name])
+
+
+def more_to_settle(
+    rule: PredictionRule, chosen: PolymorphTally, rows: list[PolymorphTally], probabilities: dict[str, float]
+) -> int | None:
+    """About how many more valid subcells would make an inconclusive answer conclusive (None when it
+    is conclusive, or there is no estimate). The report's message and the reserve's stop
+    (amorph.sampling) both read this one number, so what a run says more sampling would need is what
+    it acted on. rows must cover every valid subcell."""
+    if probabilities.get(chosen.name, 0.0) >= CONCLUSIVE:
+        return None
+    n_valid = sum(r.count for r in rows)
+    return more_valid_subcells(rule, chosen, runner_up(rule, chosen, rows, probabilities), n_valid)
 
 
 
 def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
     """About how many more valid subcells would make the leader's lead in counts conclusive: the lead
     d = share(A) - share(B) over its standard error sqrt((pA + pB - d^2) / n) must reach Z_80 (the
-    normal approximation of the bootstrap). None when the shares are tied."""
+    normal approximation of the bootstrap). None when the shares are tied, or when the lead is that
+    large already: then the doubt is the replicas' (the approximation counts subcells, not which
+    precursor they came from), and more subcells are no estimate."""
     p_b = runner_up.share if runner_up is not None else 0.0
     lead = leader.share - p_b
     if lead <= 0:
         return None
-    needed = Z_80**2 * (leader.share + p_b - lead**2) / lead**2
-    return max(0, math.ceil(needed - n_valid))
+    needed = math.ceil(Z_80**2 * (leader.share + p_b - lead**2) / lead**2 - n_valid)
+    return needed if needed > 0 else None
 
 
 def more_subcells_to_recur(leader: PolymorphTally, n_valid: int) -> int | None:
@@ -112,8 +140,7 @@ def more_subcells_to_recur(leader: PolymorphTally, n_valid: int) -> int | None:
 
 def more_valid_subcells(rule: PredictionRule, chosen: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
     """About how many more valid subcells would make the rule's inconclusive answer conclusive, at the
-    shares seen so far (None: no estimate). The report's message and the reserve's stop both read it,
-    so what a run says more sampling would need is what it acted on."""
+    shares seen so far (None: no estimate): the count rule's lead, or the energy rule's recurrence."""
     if rule == "most-frequent":
         return more_subcells_needed(chosen, runner_up, n_valid)
     return more_subcells_to_recur(chosen, n_valid)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
-from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by, more_valid_subcells
+from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by, more_to_settle, runner_up
 from amorph.settings import DEFAULT_RULE, PredictionRule
 
 if TYPE_CHECKING:
@@ -50,10 +50,7 @@ def _confidence(
     if not probabilities:
         return {}
     probability = probabilities.get(chosen.name, 0.0)
-    by_name = {r.name: r for r in rows}
-    others = [name for name in probabilities if name != chosen.name]
-    # the runner-up: what the rule names next most often on resamples, else what it names without the chosen
-    runner = by_name[others[0]] if others else chosen_by(rule, [r for r in rows if r.name != chosen.name])
+    runner = runner_up(rule, chosen, rows, probabilities)
     out: dict[str, Any] = {"probability": probability, "conclusive": probability >= CONCLUSIVE}
     if runner is not None:
         out["runner_up"] = {
@@ -64,8 +61,7 @@ def _confidence(
         }
     if not out["conclusive"]:
         text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
-        n_valid = sum(r.count for r in rows)  # rows cover every valid subcell
-        extra = more_valid_subcells(rule, chosen, runner, n_valid)
+        extra = more_to_settle(rule, chosen, rows, probabilities)  # rows cover every valid subcell
         if extra is not None:
             cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
             text += f"; about {extra} more valid subcells would settle it{cost}"

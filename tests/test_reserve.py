@@ -120,9 +120,13 @@ def test_the_reserve_stops_when_what_is_left_of_it_cannot_settle_the_answer():
 def test_cannot_settle_reads_the_estimate_against_the_valid_subcells_left():
     from amorph.sampling import cannot_settle
 
-    assert cannot_settle(100, 90, 1.0) and not cannot_settle(90, 90, 1.0)
-    assert cannot_settle(80, 90, 0.8)  # 90 left at 80% valid give 72
-    assert not cannot_settle(None, 0, 1.0)  # no estimate: no reason to stop
+    def run(valid: int, invalid: int) -> list[Atoms]:
+        return [Atoms(info={"valid": True})] * valid + [Atoms(info={"valid": False})] * invalid
+
+    assert cannot_settle(100, 90, run(10, 0)) and not cannot_settle(90, 90, run(10, 0))
+    assert cannot_settle(80, 90, run(8, 2))  # 90 left at 80% valid give 72
+    assert not cannot_settle(15, 22, run(15, 7))  # a tie in whole numbers (22 x 15/22 = 15) is no stop
+    assert not cannot_settle(None, 0, run(10, 0))  # no estimate: no reason to stop
 
 
 def test_a_conclusive_answer_or_none_leaves_the_reserve_alone():

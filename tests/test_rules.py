@@ -174,6 +174,36 @@ def test_an_energy_rule_says_how_many_subcells_would_let_its_answer_recur():
     assert more_subcells_to_recur(next(r for r in tally(twice) if r.name == "anatase"), 9) is None
 
 
+def test_the_reserve_and_the_report_read_the_same_estimate_against_the_same_runner_up():
+    """The runner-up is what the bootstrap names second; here columbite, all in one replica, which
+    the resamples name more often than anatase, the second by count. The count rule's estimate
+    against it is no number (the lead is large enough in subcells: the doubt is the replicas'), and
+    judging a run part-way (the reserve's stop) and the report's message must agree on that."""
+    import numpy as np
+
+    from amorph.matching.ranking import tally
+    from amorph.matching.rules import chosen_by, judged, rule_probabilities, runner_up
+    from amorph.results.report import named_by
+
+    spec = [("rutile", True, -9.38)] * 6 + [("anatase", True, -9.41)] * 4 + [("columbite", True, -9.39)] * 3
+    outcomes = _outcomes(spec + [("unknown-1", False, -9.2)] * 10)
+    replicas = [i % 3 for i in range(10)] + [3] * 3 + [i % 4 for i in range(10)]
+    rows = tally(outcomes)
+    p = rule_probabilities(outcomes, replicas, np.random.default_rng(0))["most-frequent"]
+    rutile = chosen_by("most-frequent", rows)
+    assert runner_up("most-frequent", rutile, rows, p).name == "columbite"
+    assert chosen_by("most-frequent", [r for r in rows if r.name != "rutile"]).name == "anatase"
+    chosen, probability, needed = judged(outcomes, replicas, "most-frequent", np.random.default_rng(0))
+    named = named_by("most-frequent", rows, "TiO2", p)
+    assert chosen.name == named["polymorph"] == "rutile" and probability == named["probability"] < 0.8
+    assert named["runner_up"]["polymorph"] == "columbite"
+    assert needed is None and named["message"] == "inconclusive between rutile and columbite"
+    # against anatase the same lead would have asked for 18 more
+    from amorph.matching.rules import more_subcells_needed
+
+    assert more_subcells_needed(rutile, next(r for r in rows if r.name == "anatase"), 23) == 18
+
+
 def test_the_terminal_says_inconclusive_instead_of_naming():
     from amorph.results.report import prediction_line
 
