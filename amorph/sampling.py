@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -125,19 +126,18 @@ def answer_so_far(
     return (chosen.name if chosen is not None else None), probability, needed
 
 
-def valid_from(reserve_left: int, relaxed: list[Atoms]) -> float:
+def valid_from(reserve_left: int, relaxed: list[Atoms]) -> Fraction:
     """The valid subcells the rest of the reserve can be expected to give, at the run's valid
-    fraction so far (stage 4's judgement: no fused atoms, no blown-up cell)."""
-    return reserve_left * sum(bool(f.info["valid"]) for f in relaxed) / max(1, len(relaxed))
+    fraction so far (stage 4's judgement: no fused atoms, no blown-up cell); exact, so a tie with
+    the subcells needed is a tie."""
+    return Fraction(reserve_left * sum(bool(f.info["valid"]) for f in relaxed), max(1, len(relaxed)))
 
 
 def cannot_settle(needed: int | None, reserve_left: int, relaxed: list[Atoms]) -> bool:
     """Whether the rest of the reserve cannot be expected to settle the answer: the valid subcells it
     would need (at the shares seen so far) are more than the valid ones the subcells left would give
-    (at the run's valid fraction so far; compared in whole numbers, so a tie is never a stop). No
-    estimate (None) is no reason to stop."""
-    n_valid = sum(bool(f.info["valid"]) for f in relaxed)
-    return needed is not None and needed * max(1, len(relaxed)) > reserve_left * n_valid
+    (valid_from; a tie is no stop). No estimate (None) is no reason to stop."""
+    return needed is not None and needed > valid_from(reserve_left, relaxed)
 
 
 def relax_while_inconclusive(
@@ -170,7 +170,7 @@ def relax_while_inconclusive(
             progress.note(
                 f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}), "
                 f"but about {needed} more valid subcells would settle it, and the reserve of {len(reserve)} can be expected "
-                f"to give {valid_from(len(reserve), relaxed):.0f}: leaving it alone"
+                f"to give {float(valid_from(len(reserve), relaxed)):.0f}: leaving it alone"
             )
         else:
             progress.note(
@@ -193,7 +193,7 @@ def relax_while_inconclusive(
             verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
             left = len(reserve) - start
             why = (f"; about {needed} more valid subcells would settle it, and the {left} left can be expected to give "
-                   f"{valid_from(left, relaxed):.0f}" if futile else "")
+                   f"{float(valid_from(left, relaxed)):.0f}" if futile else "")
             progress.note(f"after {len(relaxed)} subcells: {leader}, P {probability:.2f} ({verdict}){why}")
     if futile:
         stopped = "reserve cannot settle it"

@@ -113,7 +113,6 @@ def more_to_settle(
     return more_valid_subcells(rule, chosen, runner_up(rule, chosen, rows, probabilities), n_valid)
 
 
-
 def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:
     """About how many more valid subcells would make the leader's lead in counts conclusive: the lead
     d = share(A) - share(B) over its standard error sqrt((pA + pB - d^2) / n) must reach Z_80 (the
