@@ -47,6 +47,7 @@ def melt_quench(
             rng=rng,
             on_step=on_step,
             guard=guard,
+            kind=settings.thermostat,
         )
     except MDFault as fault:
         stage = STAGES[min(2, (fault.step - 1) // max(1, settings.steps_per_stage))]

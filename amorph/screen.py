@@ -102,7 +102,7 @@ def flag_for(column: str) -> Flag:
     for flag in FLAGS:
         if flag.option == option and flag.section:
             return flag
-    settable = ", ".join(f.option.lstrip("-") for f in FLAGS if f.section)
+    settable = ", ".join(f.option.lstrip("-") for f in FLAGS if f.section and f.cli)
     raise AmorphError(f"--file: column '{column}' is not a setting a screen can vary (one of: {settable})")
 
 

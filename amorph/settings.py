@@ -17,6 +17,10 @@ from typing import Any, Literal, get_args
 from amorph.errors import AmorphError
 
 Engine = Literal["batched", "sequential"]
+# The melt-quench's thermostat (md.dynamics): Langevin, per-atom friction and noise; Bussi, stochastic
+# velocity rescaling of the whole cell (Bussi, Donadio & Parrinello 2007), which leaves each atom's
+# motion as Newton's equations make it, as the a2c reference code's Nose-Hoover chain does.
+Thermostat = Literal["langevin", "bussi"]
 Device = Literal["auto", "cpu", "cuda"]
 Preset = Literal["smoke", "quick", "standard", "paper"]
 # How stage 6 names the polymorph that nucleates first (amorph.matching.rules; every rule is reported)
@@ -46,7 +50,8 @@ class MeltQuenchSettings:
     t_low: float = 300.0  # K
     steps_per_stage: int = 2500  # three stages: hold, ramp, hold
     timestep: float = 2.0  # fs
-    friction: float = 0.01  # Langevin friction, 1/fs (relaxation time 100 fs)
+    friction: float = 0.01  # thermostat coupling, 1/fs: Langevin's friction, or 1/tau of Bussi's (100 fs)
+    thermostat: Thermostat = "langevin"
     replicas: int = 1  # independent melt-quench trajectories, run as one batch; their subcells are pooled
 
 
@@ -217,7 +222,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps per stage (hold hot, ramp, hold cold)", rule="positive"),
     Flag("--timestep", "melt_quench", "timestep", "MD time step", "fs"),
     Flag("--replicas", "melt_quench", "replicas", "Independent melt-quench runs, batched together; subcells pooled"),
-    Flag("friction", "melt_quench", "friction", "Langevin friction", "1/fs", cli=False),
+    Flag("--friction", "melt_quench", "friction", "Thermostat coupling: Langevin friction, or one over Bussi's time constant", "1/fs"),
     Flag("--d-frac", "subcells", "d_frac", "Fractional grid spacing of subcell bounds, in (0, 1)", rule="fraction"),
     Flag("--n-min", "subcells", "n_min", "Fewest atoms in a subcell"),
     Flag(
@@ -269,11 +274,18 @@ def validate(settings: RunSettings) -> None:
         raise AmorphError(f"--t-low ({mq.t_low} K) must not exceed --t-high ({mq.t_high} K)")
     if mq.timestep > 10:
         raise AmorphError(f"--timestep {mq.timestep} fs is far too long for atomistic MD (use <= 10 fs)")
+    if mq.friction * mq.timestep > 1:  # ASE's Langevin heats instead of cooling past 4; Bussi's tau under one step
+        raise AmorphError(
+            f"--friction {mq.friction:g}/fs couples the thermostat within one {mq.timestep:g} fs step: at most {1 / mq.timestep:g}/fs"
+        )
+    if mq.thermostat == "bussi" and p.target_atoms < 2:
+        raise AmorphError("--thermostat bussi rescales the cell's kinetic energy: it needs at least 2 atoms")
     if sc.n_min > sc.n_max:
         raise AmorphError(f"--n-min ({sc.n_min}) must not exceed --n-max ({sc.n_max})")
     if p.target_atoms > 5000:
         raise AmorphError(f"--atoms {p.target_atoms} is beyond what this tool is meant for (<= 5000)")
     check_choice("--engine", settings.relax.engine, Engine)
+    check_choice("--thermostat", settings.melt_quench.thermostat, Thermostat)
     check_choice("--device", settings.device, Device)
     check_choice("--rule", settings.rule, PredictionRule)
 
@@ -292,6 +304,7 @@ _OTHER_OPTIONS = {
     "subcells.push_cut_contacts": "--keep-cut-contacts",
     "subcells.fit_polymorphs": "--n-max",
     "relax.engine": "--engine",
+    "melt_quench.thermostat": "--thermostat",
     "potential_check": "--skip-potential-check",
 }
 

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from amorph.cli import db as db_commands
 from amorph.errors import AmorphError
-from amorph.settings import Device, Engine, PredictionRule, RunSettings, flag
+from amorph.settings import Device, Engine, PredictionRule, RunSettings, Thermostat, flag
 
 # Only light modules are imported above and before the input is checked: torch, matgl, chgnet and
 # pandas take seconds, and a mistyped formula, number or path must be answered at once
@@ -73,6 +73,15 @@ def predict(
     md_steps: Annotated[int | None, typer.Option(help=flag("--md-steps").help, rich_help_panel=PANEL_MD)] = None,
     timestep: Annotated[float | None, typer.Option(help=flag("--timestep").help, rich_help_panel=PANEL_MD)] = None,
     replicas: Annotated[int | None, typer.Option(help=flag("--replicas").help, rich_help_panel=PANEL_MD)] = None,
+    thermostat: Annotated[
+        Thermostat | None,
+        typer.Option(
+            help="langevin: friction and noise on every atom; bussi: the whole cell's velocities rescaled "
+            "(stochastic velocity rescaling), each atom's motion left Newtonian.",
+            rich_help_panel=PANEL_MD,
+        ),
+    ] = None,
+    friction: Annotated[float | None, typer.Option(help=flag("--friction").help, rich_help_panel=PANEL_MD)] = None,
     d_frac: Annotated[float | None, typer.Option(help=flag("--d-frac").help, rich_help_panel=PANEL_SUB)] = None,
     n_min: Annotated[int | None, typer.Option(help=flag("--n-min").help, rich_help_panel=PANEL_SUB)] = None,
     n_max: Annotated[int | None, typer.Option(help=flag("--n-max").help, rich_help_panel=PANEL_SUB)] = None,
@@ -147,7 +156,10 @@ def predict(
     if skip_potential_check:
         settings = replace(settings, potential_check=False)
     settings = override(settings, "packing", target_atoms=atoms, volume_factor=volume_factor)
-    settings = override(settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas)
+    settings = override(
+        settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas,
+        thermostat=thermostat, friction=friction,
+    )
     adaptive, budget = _budget(max_subcells)
     settings = override(
         settings,
@@ -296,6 +308,7 @@ def screen(
     seed: Annotated[int, typer.Option(help=flag("--seed").help)] = 0,
     db: db_commands.DbOption = None,
     rule: Annotated[PredictionRule | None, typer.Option(help="As for predict.")] = None,
+    thermostat: Annotated[Thermostat | None, typer.Option(help="As for predict, for every formula.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Screen folder (one run folder per formula inside). Default: amorph-runs/screen-<UTC time>.")
     ] = None,
@@ -312,7 +325,7 @@ def screen(
     from amorph.md.potentials import check_potential_spec, resolve_device
     from amorph.results.rundir import RunDir
     from amorph.screen import read_items
-    from amorph.settings import preset_settings, validate
+    from amorph.settings import override, preset_settings, validate
 
     items = read_items(formulas or [], file)
     if workers is not None and workers < 1:
@@ -324,6 +337,7 @@ def screen(
         base = replace(base, databases=tuple(db))
     if rule:
         base = replace(base, rule=rule)
+    base = override(base, "melt_quench", thermostat=thermostat)
     folder = out or _default_out("screen")
     if folder.exists() and not folder.is_dir():
         raise AmorphError(f"--out {folder} is not a directory")

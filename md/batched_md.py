@@ -1,6 +1,6 @@
 """Several melt-quench trajectories at once, with one batched force call per MD step for all of them.
 
-Each replica runs the ordinary ASE Langevin loop (md.dynamics) in its own thread, so every replica
+Each replica runs the ordinary ASE thermostat loop (md.dynamics) in its own thread, so every replica
 is integrated exactly as a single run would be. Their calculators meet at a barrier: when every
 running replica has asked for forces, the cells are evaluated in one batched pass and each thread
 gets its own answer. A replica that finishes leaves the barrier, so the others never wait for it.

@@ -40,6 +40,8 @@ FAST = ["--potential", "emt", "--preset", "smoke"]
         (["predict", "Cu", *FAST, "--d-frac", "0"], "--d-frac"),
         (["predict", "Cu", *FAST, "--timestep", "-1"], "--timestep"),
         (["predict", "Cu", *FAST, "--fmax", "0"], "--fmax"),
+        (["predict", "Cu", *FAST, "--friction", "0"], "--friction must be a positive number"),
+        (["predict", "Cu", *FAST, "--thermostat", "berendsen"], "thermostat"),
         (["predict", "Cu", *FAST, "--atoms", "abc"], "atoms"),
         (["predict", "Cu", "--potential", "matgl:/no/such/model", "--preset", "smoke"], "missing model.json"),
         (["predict", "Cu", "--potential", "nonsense", "--preset", "smoke"], "unknown potential"),

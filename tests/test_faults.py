@@ -54,13 +54,14 @@ def _cu() -> Atoms:
     return bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
 
 
-def _md(calc, steps=120):
+def _md(calc, steps=120, kind="langevin"):
     return run_nvt_schedule(_cu(), calc, np.full(steps, 1500.0), timestep_fs=2.0, friction_per_fs=0.01,
-                            rng=np.random.default_rng(0), guard=(guard := Guard())), guard
+                            rng=np.random.default_rng(0), guard=(guard := Guard()), kind=kind), guard
 
 
-def test_one_nan_is_rolled_back_and_the_run_goes_on_at_half_the_step():
-    log, guard = _md(Faulty(bad={50}))
+@pytest.mark.parametrize("kind", ["langevin", "bussi"])
+def test_one_nan_is_rolled_back_and_the_run_goes_on_at_half_the_step(kind):
+    log, guard = _md(Faulty(bad={50}), kind=kind)
     assert log[-1].step == 120 and np.isfinite([r.temperature for r in log]).all()
     [fault] = guard.faults
     assert fault.cause == "non-finite energy or forces" and fault.timestep_fs == 1.0 and fault.step == 49

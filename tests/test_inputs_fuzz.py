@@ -25,7 +25,7 @@ numbers = st.one_of(
     st.text(max_size=8),
 )
 FLAGS = ["--atoms", "--t-high", "--t-low", "--md-steps", "--timestep", "--replicas", "--d-frac", "--n-min", "--n-max",
-         "--max-subcells", "--fmax", "--relax-steps", "--volume-factor", "--seed"]
+         "--max-subcells", "--fmax", "--relax-steps", "--volume-factor", "--seed", "--friction", "--thermostat"]
 NOWHERE = "/proc/amorph-fuzz/run"  # the file system refuses any folder there, even to root
 
 

@@ -130,6 +130,17 @@ def test_keep_cut_contacts_relaxes_subcells_as_cut(cli, tmp_path):
     assert (pd.read_csv(out / "subcells.csv")["cut_push"] == 0).all()
 
 
+def test_bussi_thermostat_runs_end_to_end_and_is_recorded(cli, tmp_path):
+    out = tmp_path / "bussi"
+    code, stdout, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--md-steps", "20",
+                               "--max-subcells", "4", "--thermostat", "bussi", "--friction", "0.02", "--out", str(out), "--quiet")
+    assert code == 0, stderr
+    mq = json.loads((out / "config.json").read_text())["settings"]["melt_quench"]
+    assert (mq["thermostat"], mq["friction"]) == ("bussi", 0.02)
+    log = pd.read_csv(out / "melt_quench.csv")
+    assert len(log) > 3 and log["temperature"].notna().all() and "first to nucleate" in stdout
+
+
 def test_quiet_prints_only_the_prediction(cli, tmp_path):
     code, stdout, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--md-steps", "20",
                                "--max-subcells", "5", "--out", str(tmp_path / "q"), "--quiet")
