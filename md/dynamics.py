@@ -128,15 +128,14 @@ class RampedBussi(Bussi):
 def thermostat(atoms: Atoms, kind: str, timestep_fs: float, temperature_K: float, friction_per_fs: float,
                rng: np.random.Generator) -> Langevin | RampedBussi:
     """The NVT integrator: Langevin with this friction, or Bussi with time constant 1/friction.
-    (The same number couples Bussi half as tightly: Langevin's friction relaxes the kinetic energy
-    over 1/(2 friction), 50 fs at the default, Bussi's over 1/friction, 100 fs, close to the 80 fs
-    of the reference code's Nose-Hoover chain.)
 
     Langevin damps every atom's velocity and kicks it with noise, which slows diffusion in the melt as
     well as holding the temperature; Bussi rescales the whole cell's kinetic energy towards a canonical
     draw, so the atoms move as Newton's equations say, as under the a2c reference code's Nose-Hoover
     chain (tau 80 fs). Bussi rather than ASE's Nose-Hoover chain because its target can be changed
-    every step without reaching into the chain's private state (RampedBussi).
+    every step without reaching into the chain's private state (RampedBussi). The same number couples
+    Bussi half as tightly: Langevin's friction relaxes the kinetic energy over 1/(2 friction), 50 fs
+    at the default, Bussi's over 1/friction, 100 fs.
     """
     if kind == "bussi":
         return RampedBussi(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K,
