@@ -36,6 +36,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from amorph.md.relax import fused_distance
+from amorph.settings import Thermostat, check_choice
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class RampedBussi(Bussi):
         self._exp_term = math.exp(-self.dt / self.taut)
 
 
-def thermostat(atoms: Atoms, kind: str, timestep_fs: float, temperature_K: float, friction_per_fs: float,
+def thermostat(atoms: Atoms, kind: Thermostat, timestep_fs: float, temperature_K: float, friction_per_fs: float,
                rng: np.random.Generator) -> Langevin | RampedBussi:
     """The NVT integrator: Langevin with this friction, or Bussi with time constant 1/friction.
 
@@ -140,8 +141,7 @@ def thermostat(atoms: Atoms, kind: str, timestep_fs: float, temperature_K: float
     if kind == "bussi":
         return RampedBussi(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K,
                            taut=units.fs / friction_per_fs, rng=rng)
-    if kind != "langevin":
-        raise ValueError(f"unknown thermostat '{kind}'")
+    check_choice("--thermostat", kind, Thermostat)
     return Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K,
                     friction=friction_per_fs / units.fs, fixcm=False, rng=rng)
 
@@ -154,7 +154,7 @@ def run_nvt_schedule(
     friction_per_fs: float,
     rng: np.random.Generator,
     log_every: int = 10,
-    kind: str = "langevin",
+    kind: Thermostat = "langevin",
     on_step: Callable[[int], None] | None = None,
     guard: Guard | None = None,
 ) -> list[MDLogRow]:

@@ -3,9 +3,10 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from amorph.errors import AmorphError
 from amorph.md.dynamics import run_nvt_schedule
 from amorph.melt_quench import temperature_schedule
-from amorph.settings import MeltQuenchSettings
+from amorph.settings import MeltQuenchSettings, RunSettings, override, validate
 
 
 def test_schedule_holds_ramps_holds():
@@ -17,9 +18,6 @@ def test_schedule_holds_ramps_holds():
 
 @pytest.mark.parametrize("friction,needle", [(0.6, "at most 0.5/fs"), (0.5, None)])
 def test_friction_past_one_step_is_refused(friction, needle):
-    from amorph.errors import AmorphError
-    from amorph.settings import RunSettings, override, validate
-
     settings = override(RunSettings("Cu"), "melt_quench", friction=friction)
     if needle:
         with pytest.raises(AmorphError, match=needle):
