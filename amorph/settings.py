@@ -135,20 +135,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "relax": {"max_steps": 200},
     },
     # quick: from the TiO2 lever study, then scored on the whole benchmark (docs/accuracy.md): three
-    # times the subcells of the first quick preset (40), whose answers rested on 1-4 matched subcells,
-    # and a 2.5x slower quench (500 steps per stage, 1700 K in 1 ps). 150 FIRE steps, not 100: at 100
-    # most subcells of 12 atoms and more stop unconverged, and slow-relaxing polymorphs (anatase) are
-    # lost; relaxing the benchmark's quick runs again with 150 made TiO2's anatase conclusive on two
-    # seeds of three and changed no other high-confidence answer (docs/accuracy.md). Two melt-quench
-    # replicas of 250 steps per stage in place of one of 500, the same MD steps (on a CPU replicas run
-    # one after another): the subcells of one amorphous cell share its history, so one cell's bootstrap
-    # cannot see how much another quench would change the answer (TiO2 seed 0 named rutile at P 1.00
-    # from a cell that made no anatase); with two, the bootstrap draws replicas as well
-    # (amorph.matching.statistics), at the price of a quench twice as fast (docs/accuracy.md, "Two
-    # replicas"; 11 of 12 high rows right at seed 0 against 10)
+    # times the subcells of the first quick preset (40), whose answers rested on 1-4 matched subcells.
+    # 150 FIRE steps, not 100: at 100 most subcells of 12 atoms and more stop unconverged, and
+    # slow-relaxing polymorphs (anatase) are lost (docs/accuracy.md). Four melt-quench replicas of 125
+    # steps per stage, the MD steps of one cell of 500 (on a CPU replicas run one after another): the
+    # subcells of one amorphous cell share its history, and which polymorphs a cell makes varies from
+    # cell to cell more than a bootstrap can show with two cells (TiO2 seed 1 named rutile at P 0.99
+    # from two cells that made no anatase). Replayed from finished runs (benchmarks/replica_mix.py),
+    # four cells of 30 subcells grown to 60 while inconclusive were right and conclusive on TiO2 in 83%
+    # of assembled runs and wrong and conclusive in 1%, where two of 60 gave 33-50% and 13-17%; the
+    # quench twice as fast (1700 K in 0.25 ps) made anatase as often per subcell (docs/accuracy.md,
+    # "Four replicas")
     "quick": {
         "packing": {"target_atoms": 48},
-        "melt_quench": {"steps_per_stage": 250, "replicas": 2},
+        "melt_quench": {"steps_per_stage": 125, "replicas": 4},
         "subcells": {"n_max": 12, "max_subcells": 120, "more_if_inconclusive": 120},
         "relax": {"max_steps": 150},
     },

@@ -48,6 +48,14 @@ def answer(valid: list[SubcellRecord], references: list[Polymorph], rule: str, r
             "probability": p, "conclusive": p >= CONCLUSIVE}
 
 
+def load_run(run: Path) -> tuple[list[SubcellRecord], list[Polymorph]]:
+    """A finished run's subcells, in the order they were relaxed, and the known polymorphs it matched against."""
+    with open(run / "subcells.csv", newline="") as handle:
+        records = read_records(list(csv.DictReader(handle)), str(run / "subcells.csv"))
+    references = [Polymorph.from_dict(d) for d in json.loads((run / "known_polymorphs.json").read_text())["polymorphs"]]
+    return records, references
+
+
 def stop_on_separation(valid: list[SubcellRecord], references: list[Polymorph], rng: np.random.Generator) -> bool:
     known = {p.name for p in references}
     labels = [r.match if r.known_polymorph else "unknown" for r in valid]
@@ -93,9 +101,7 @@ def main() -> None:
             run = args.base / f"{row.formula}-seed{seed}"
             if not (run / "subcells.csv").is_file():
                 continue
-            with open(run / "subcells.csv", newline="") as handle:
-                records = read_records(list(csv.DictReader(handle)), str(run / "subcells.csv"))
-            references = [Polymorph.from_dict(d) for d in json.loads((run / "known_polymorphs.json").read_text())["polymorphs"]]
+            records, references = load_run(run)
             cells = []
             for name in names:
                 n = len(records) if name == "all" else replay(records, references, stops[name], seed)

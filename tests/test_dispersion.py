@@ -112,7 +112,10 @@ def test_chgnet_d3_batches_chgnet_then_adds_d3():
 
 def test_predict_with_d3_from_the_cli(cli, tmp_path):
     out = tmp_path / "run"
-    code, _, stderr = cli("predict", "Cu", "--potential", "emt+d3", "--preset", "smoke", "--seed", "0", "--out", str(out), "--quiet")
+    # a short run: D3's 21 A pair cutoff makes each step of a 32-atom cell cost what a hundred EMT steps
+    # do, and the whole smoke preset took 6 minutes of the test suite; every stage still runs on emt+d3
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt+d3", "--preset", "smoke", "--seed", "0", "--md-steps", "20",
+                          "--max-subcells", "6", "--relax-steps", "40", "--out", str(out), "--quiet")
     assert code == 0, stderr
     config = json.loads((out / "config.json").read_text())
     assert config["potential"]["used"] == "emt+d3" and "D3(BJ)" in config["potential"]["description"]

@@ -248,3 +248,36 @@ def test_adaptive_replay_stops_where_the_rule_says_and_shows_the_energy_rule_sto
     assert full["polymorph"] == "anatase"
     never = replay_module.stop_on_probability(1.01, "lowest-energy-known")
     assert replay_module.replay(records, references, never, seed=0) == len(records)
+
+
+def test_replica_mix_assembles_runs_from_replicas_and_scores_each(benchmark_script):
+    """Two cells that made anatase and two that made only rutile: a run of two replicas is right and
+    sure only when both are anatase cells, wrong and sure when both are rutile cells; one of all four
+    is right and sure (the odds docs/accuracy.md, "Replicas, replayed", measures on TiO2)."""
+    from dataclasses import replace
+
+    from pymatgen.core import Lattice, Structure
+
+    from amorph.matching.polymorph import Polymorph
+
+    mix = benchmark_script("replica_mix")
+    accuracy = benchmark_script("accuracy")
+    cell = Structure(Lattice.cubic(4.0), ["Ti", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5]])
+    references = [Polymorph("TiO2", "rutile", "", "P4_2/mnm", 136, cell, "test", True),
+                  Polymorph("TiO2", "anatase", "", "I4_1/amd", 141, cell, "test", False)]
+    row = accuracy.Row("TiO2", "anatase", frozenset({141}), "", "rutile", "high")
+    with_anatase = [("anatase", True, -9.41)] * 3 + [("rutile", True, -9.39)] * 3 + [("unknown-1", False, -9.2)] * 24
+    rutile_only = [("rutile", True, -9.39)] * 4 + [("unknown-1", False, -9.2)] * 26
+    pool = [[replace(r, replica=k) for r in _records(spec)] for k, spec in enumerate([with_anatase, with_anatase, rutile_only, rutile_only])]
+
+    two = mix.Design.parse("2x30")
+    outcomes = {chosen: mix.judge_mix([pool[i] for i in chosen], two, references, "lowest-energy-known", row, seed=0)[0]
+                for chosen in mix.mixes(pool, two, most=100, seed=0)}
+    assert len(outcomes) == 6
+    assert outcomes[(0, 1)] == "right, conclusive"
+    assert outcomes[(2, 3)] == "wrong, conclusive"
+    assert all(outcomes[m] == "right, inconclusive" for m in [(0, 2), (0, 3), (1, 2), (1, 3)])
+    four = mix.Design.parse("4x30")
+    assert mix.judge_mix(pool, four, references, "lowest-energy-known", row, seed=0) == ("right, conclusive", 120)
+    assert mix.mixes(pool, mix.Design.parse("2x20:40"), most=100, seed=0) == []  # no replica holds 40 subcells
+    assert str(mix.Design.parse("4x30:60")) == "4x30:60"

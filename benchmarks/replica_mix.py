@@ -1,0 +1,151 @@
+"""How often a run of R melt-quench replicas would be right and sure, replayed from finished runs.
+
+    python benchmarks/replica_mix.py benchmarks/data/first_nucleating.csv RUNS --only TiO2 --seeds 0,1,2,3,4 --designs 2x60,3x40,4x30,4x30:60
+
+Why: a run's replicas are a handful of draws of the amorphous cell, and which polymorphs the cells
+make varies from cell to cell more than a bootstrap inside one run can show (TiO2 seed 1 of the quick
+preset: rutile at P 0.99 from two cells that made no anatase, docs/accuracy.md). Every replica of
+every seed's run of a formula is an independent melt-quench under the same settings (its own packing
+and MD noise), so a run of R replicas can be assembled from any R of them, and the rule and its P
+applied to it as the pipeline applies them (adaptive_replay.answer). The per-run chances this gives
+(conclusive and right, inconclusive, conclusive and wrong) say what a user of a design gets, where a
+few seeds give only a few coin tosses.
+
+A design `RxK` takes the first K subcells each of R replicas (in the order they were relaxed);
+`RxK:L` also grows each replica's share from K toward L, about 30 subcells a round spread over the
+replicas (amorph.sampling's reserve), while the answer is inconclusive: the reserve's answers, not
+its stop for answers it cannot settle. Caveats, printed with the table: mixes share replicas, so they
+are not independent draws; a pool of N replicas gives at most C(N, R) runs; a design is skipped for
+replicas with fewer than its subcells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from accuracy import Row, read_rows  # benchmarks/: this script runs from there, as accuracy.py does
+from adaptive_replay import answer, load_run
+
+from amorph.matching.polymorph import Polymorph
+from amorph.results.subcells import SubcellRecord
+from amorph.settings import DEFAULT_RULE
+
+RESERVE_ROUND = 30  # subcells per reserve round, over all replicas (amorph.sampling: 120 in 4 rounds)
+OUTCOMES = ("right, conclusive", "right, inconclusive", "wrong, inconclusive", "wrong, conclusive", "nothing named")
+
+
+@dataclass(frozen=True)
+class Design:
+    """R replicas of K subcells each, grown toward L while inconclusive."""
+
+    replicas: int
+    subcells: int
+    most: int
+
+    @classmethod
+    def parse(cls, text: str) -> Design:
+        replicas, _, sizes = text.partition("x")
+        first, _, most = sizes.partition(":")
+        design = cls(int(replicas), int(first), int(most or first))
+        if design.replicas < 1 or design.subcells < 1 or design.most < design.subcells:
+            raise ValueError(f"design {text}: want RxK or RxK:L with R, K >= 1 and L >= K")
+        return design
+
+    def __str__(self) -> str:
+        return f"{self.replicas}x{self.subcells}" + (f":{self.most}" if self.most > self.subcells else "")
+
+
+def pool_of(runs: list[Path]) -> tuple[list[list[SubcellRecord]], list[Polymorph]]:
+    """Every replica of these runs, each its subcells in relaxed order; the references of the first run."""
+    pool: list[list[SubcellRecord]] = []
+    references: list[Polymorph] = []
+    for run in runs:
+        records, references_here = load_run(run)
+        references = references or references_here
+        pool += [[r for r in records if r.replica == k] for k in sorted({r.replica for r in records})]
+    return pool, references
+
+
+def judge_mix(
+    replicas: list[list[SubcellRecord]], design: Design, references: list[Polymorph], rule: str, row: Row, seed: int
+) -> tuple[str, int]:
+    """The outcome of one assembled run (one of OUTCOMES) and the subcells it relaxed."""
+    step = max(1, math.ceil(RESERVE_ROUND / design.replicas))
+    k = design.subcells
+    while True:
+        valid = [replace(r, replica=j) for j, cells in enumerate(replicas) for r in cells[:k] if r.valid]
+        named = answer(valid, references, rule, np.random.default_rng(seed))
+        if named is None or named["conclusive"] or k >= design.most:
+            break
+        k = min(design.most, k + step)
+    if named is None:
+        return OUTCOMES[4], k * design.replicas
+    right = Row.is_right(row, named)
+    kind = {(True, True): 0, (True, False): 1, (False, False): 2, (False, True): 3}[(right, named["conclusive"])]
+    return OUTCOMES[kind], k * design.replicas
+
+
+def mixes(pool: list[list[SubcellRecord]], design: Design, most: int, seed: int) -> list[tuple[int, ...]]:
+    """Up to `most` distinct sets of R replicas from the pool that hold the design's subcells."""
+    usable = [k for k, cells in enumerate(pool) if len(cells) >= design.most]
+    sets = list(itertools.combinations(usable, design.replicas))
+    random.Random(seed).shuffle(sets)
+    return sets[:most]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", type=Path)
+    parser.add_argument("base", type=Path, help="a folder of FORMULA-seedN runs, as benchmarks/accuracy.py makes")
+    parser.add_argument("--only", required=True, help="comma-separated formulas")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--designs", default="2x60,3x40,4x30")
+    parser.add_argument("--mixes", type=int, default=150, help="the most replica sets per design")
+    parser.add_argument("--rule", default=DEFAULT_RULE)
+    args = parser.parse_args()
+    designs = [Design.parse(d) for d in args.designs.split(",")]
+    rows = {row.formula: row for row in read_rows(args.csv)}
+    for formula in args.only.split(","):
+        runs = [args.base / f"{formula}-seed{s}" for s in args.seeds.split(",")]
+        runs = [run for run in runs if (run / "subcells.csv").is_file()]
+        if not runs:
+            print(f"{formula}: no finished runs under {args.base}")
+            continue
+        pool, references = pool_of(runs)
+        row = rows[formula]
+        formed = sum(any(r.valid and Row.is_right(row, {"polymorph": r.match, "known": r.known_polymorph,
+                                                         "spacegroup_number": _group(r, references)})
+                         for r in cells) for cells in pool)
+        print(f"{formula}: {len(pool)} replicas from {len(runs)} runs, subcells each {[len(c) for c in pool]}; "
+              f"the expected {row.expected} formed in {formed} of them; rule {args.rule}")
+        print(f"{'design':10s} {'runs':>5s} {'subcells':>8s}  " + "  ".join(f"{o:>19s}" for o in OUTCOMES))
+        for design in designs:
+            sets = mixes(pool, design, args.mixes, seed=0)
+            if not sets:
+                print(f"{str(design):10s} too few replicas with {design.most} subcells")
+                continue
+            tally = dict.fromkeys(OUTCOMES, 0)
+            used = 0
+            for k, chosen in enumerate(sets):
+                outcome, n = judge_mix([pool[i] for i in chosen], design, references, args.rule, row, seed=k)
+                tally[outcome] += 1
+                used += n
+            print(f"{str(design):10s} {len(sets):5d} {used / len(sets):8.0f}  "
+                  + "  ".join(f"{tally[o] / len(sets):19.0%}" for o in OUTCOMES), flush=True)
+    print("mixes share replicas: read the shares as a design's odds on this pool, not as independent runs")
+
+
+def _group(record: SubcellRecord, references: list[Polymorph]) -> int:
+    """The space group a matched subcell is scored by: its polymorph's, as the report gives it."""
+    by_name = {p.name: p.spacegroup_number for p in references}
+    return by_name.get(record.match, record.spacegroup_number) if record.known_polymorph else record.spacegroup_number
+
+
+if __name__ == "__main__":
+    main()
