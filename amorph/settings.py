@@ -142,10 +142,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # subcells of one amorphous cell share its history, and which polymorphs a cell makes varies from
     # cell to cell more than a bootstrap can show with two cells (TiO2 seed 1 named rutile at P 0.99
     # from two cells that made no anatase). Replayed from finished runs (benchmarks/replica_mix.py),
-    # four cells of 30 subcells grown to 60 while inconclusive were right and conclusive on TiO2 in 83%
-    # of assembled runs and wrong and conclusive in 1%, where two of 60 gave 33-50% and 13-17%; the
-    # quench twice as fast (1700 K in 0.25 ps) made anatase as often per subcell (docs/accuracy.md,
-    # "Four replicas")
+    # four cells of 30 subcells, grown while inconclusive, were right and conclusive on TiO2 in 79-80%
+    # of assembled runs and wrong and conclusive in 0-4%; two cells were wrong and conclusive in 13-17%.
+    # The quench twice as fast (1700 K in 0.25 ps) made anatase as often per subcell; run, TiO2 was
+    # anatase and conclusive on five seeds of five (docs/accuracy.md, "Four replicas")
     "quick": {
         "packing": {"target_atoms": 48},
         "melt_quench": {"steps_per_stage": 125, "replicas": 4},

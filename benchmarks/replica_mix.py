@@ -11,18 +11,22 @@ applied to it as the pipeline applies them (adaptive_replay.answer). The per-run
 (conclusive and right, inconclusive, conclusive and wrong) say what a user of a design gets, where a
 few seeds give only a few coin tosses.
 
-A design `RxK` takes the first K subcells each of R replicas (in the order they were relaxed);
-`RxK:L` also grows each replica's share from K toward L, about 30 subcells a round spread over the
-replicas (amorph.sampling's reserve), while the answer is inconclusive: the reserve's answers, not
-its stop for answers it cannot settle. Caveats, printed with the table: mixes share replicas, so they
-are not independent draws; a pool of N replicas gives at most C(N, R) runs; a design is skipped for
-replicas with fewer than its subcells.
+A design `RxK` takes K subcells each of R replicas; `RxK:L` also grows the run by rounds of 30
+subcells taken in turn from the replicas (as amorph.sampling's reserve does), up to L per replica,
+while the answer is inconclusive: the reserve's answers, not its stop for answers it cannot settle.
+A replica's budget is a uniform sample of its cell's boxes relaxed in grid order (motifs.subcells),
+so its first K would be a slab of the cell: the budget is shuffled (seeded) before it is cut short,
+and the reserve, drawn in random order already, follows it. Products no known polymorph matched are
+kept apart per run (their labels are a run's own). Caveats, printed with the table: mixes share
+replicas, so they are not independent draws; a pool of N replicas gives at most C(N, R) runs; a
+design is skipped for replicas with fewer than its subcells.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import random
 from dataclasses import dataclass, replace
@@ -62,13 +66,24 @@ class Design:
 
 
 def pool_of(runs: list[Path]) -> tuple[list[list[SubcellRecord]], list[Polymorph]]:
-    """Every replica of these runs, each its subcells in relaxed order; the references of the first run."""
+    """Every replica of these runs, each its budget shuffled then its reserve in relaxed order; the
+    references (the same for every run, or an error)."""
     pool: list[list[SubcellRecord]] = []
     references: list[Polymorph] = []
     for run in runs:
         records, references_here = load_run(run)
+        if references and [p.name for p in references_here] != [p.name for p in references]:
+            raise SystemExit(f"{run}: other known polymorphs than {runs[0]}; pool runs of one formula and database")
         references = references or references_here
-        pool += [[r for r in records if r.replica == k] for k in sorted({r.replica for r in records})]
+        config = json.loads((run / "config.json").read_text())
+        replicas = sorted({r.replica for r in records})
+        budget = math.ceil(config["settings"]["subcells"]["max_subcells"] / max(1, len(replicas)))
+        records = [r if r.known_polymorph else replace(r, match=f"{run.name}:{r.match}") for r in records]
+        for k in replicas:
+            cells = [r for r in records if r.replica == k]
+            head = cells[:budget]
+            random.Random(f"{run.name}/{k}").shuffle(head)
+            pool.append(head + cells[budget:])
     return pool, references
 
 
@@ -76,19 +91,25 @@ def judge_mix(
     replicas: list[list[SubcellRecord]], design: Design, references: list[Polymorph], rule: str, row: Row, seed: int
 ) -> tuple[str, int]:
     """The outcome of one assembled run (one of OUTCOMES) and the subcells it relaxed."""
-    step = max(1, math.ceil(RESERVE_ROUND / design.replicas))
-    k = design.subcells
+    taken = [design.subcells] * len(replicas)
+    turn = 0
     while True:
-        valid = [replace(r, replica=j) for j, cells in enumerate(replicas) for r in cells[:k] if r.valid]
+        valid = [replace(r, replica=j) for j, cells in enumerate(replicas) for r in cells[: taken[j]] if r.valid]
         named = answer(valid, references, rule, np.random.default_rng(seed))
-        if named is None or named["conclusive"] or k >= design.most:
+        if named is None or named["conclusive"] or min(taken) >= design.most:
             break
-        k = min(design.most, k + step)
+        for _ in range(RESERVE_ROUND):  # one reserve round: 30 subcells, one replica after another
+            growing = [j for j in range(len(replicas)) if taken[j] < design.most]
+            if not growing:
+                break
+            j = growing[turn % len(growing)]
+            taken[j] += 1
+            turn += 1
     if named is None:
-        return OUTCOMES[4], k * design.replicas
+        return OUTCOMES[4], sum(taken)
     right = Row.is_right(row, named)
     kind = {(True, True): 0, (True, False): 1, (False, False): 2, (False, True): 3}[(right, named["conclusive"])]
-    return OUTCOMES[kind], k * design.replicas
+    return OUTCOMES[kind], sum(taken)
 
 
 def mixes(pool: list[list[SubcellRecord]], design: Design, most: int, seed: int) -> list[tuple[int, ...]]:
@@ -109,8 +130,15 @@ def main() -> None:
     parser.add_argument("--mixes", type=int, default=150, help="the most replica sets per design")
     parser.add_argument("--rule", default=DEFAULT_RULE)
     args = parser.parse_args()
-    designs = [Design.parse(d) for d in args.designs.split(",")]
+    try:
+        designs = [Design.parse(d) for d in args.designs.split(",")]
+    except ValueError as error:
+        parser.error(str(error))
+    if args.mixes < 1:
+        parser.error("--mixes must be at least 1")
     rows = {row.formula: row for row in read_rows(args.csv)}
+    if missing := [f for f in args.only.split(",") if f not in rows]:
+        parser.error(f"not in {args.csv}: {', '.join(missing)}")
     for formula in args.only.split(","):
         runs = [args.base / f"{formula}-seed{s}" for s in args.seeds.split(",")]
         runs = [run for run in runs if (run / "subcells.csv").is_file()]

@@ -253,9 +253,8 @@ def test_adaptive_replay_stops_where_the_rule_says_and_shows_the_energy_rule_sto
 def test_replica_mix_assembles_runs_from_replicas_and_scores_each(benchmark_script):
     """Two cells that made anatase and two that made only rutile: a run of two replicas is right and
     sure only when both are anatase cells, wrong and sure when both are rutile cells; one of all four
-    is right and sure (the odds docs/accuracy.md, "Replicas, replayed", measures on TiO2)."""
-    from dataclasses import replace
-
+    is right and sure (the odds docs/accuracy.md, "Four replicas", measures on TiO2). Every cell
+    numbers its replica 0, as each run's first replica does: the mix must tell them apart."""
     from pymatgen.core import Lattice, Structure
 
     from amorph.matching.polymorph import Polymorph
@@ -268,7 +267,7 @@ def test_replica_mix_assembles_runs_from_replicas_and_scores_each(benchmark_scri
     row = accuracy.Row("TiO2", "anatase", frozenset({141}), "", "rutile", "high")
     with_anatase = [("anatase", True, -9.41)] * 3 + [("rutile", True, -9.39)] * 3 + [("unknown-1", False, -9.2)] * 24
     rutile_only = [("rutile", True, -9.39)] * 4 + [("unknown-1", False, -9.2)] * 26
-    pool = [[replace(r, replica=k) for r in _records(spec)] for k, spec in enumerate([with_anatase, with_anatase, rutile_only, rutile_only])]
+    pool = [_records(spec) for spec in [with_anatase, with_anatase, rutile_only, rutile_only]]
 
     two = mix.Design.parse("2x30")
     outcomes = {chosen: mix.judge_mix([pool[i] for i in chosen], two, references, "lowest-energy-known", row, seed=0)[0]
@@ -281,3 +280,52 @@ def test_replica_mix_assembles_runs_from_replicas_and_scores_each(benchmark_scri
     assert mix.judge_mix(pool, four, references, "lowest-energy-known", row, seed=0) == ("right, conclusive", 120)
     assert mix.mixes(pool, mix.Design.parse("2x20:40"), most=100, seed=0) == []  # no replica holds 40 subcells
     assert str(mix.Design.parse("4x30:60")) == "4x30:60"
+
+    # the reserve: one anatase in the two cells' first 10 subcells (inconclusive), more past them; a
+    # round of 30 taken in turn from both cells settles it, and the reserve stops there
+    unknown = [("unknown-1", False, -9.2)]
+    first = [("anatase", True, -9.41)] + [("rutile", True, -9.39)] * 2 + unknown * 7 + [("anatase", True, -9.41)] * 4 + unknown * 46
+    second = [("rutile", True, -9.39)] * 2 + unknown * 8 + [("anatase", True, -9.41)] * 4 + unknown * 46
+    cells = [_records(first), _records(second)]
+    assert mix.judge_mix(cells, mix.Design.parse("2x10"), references, "lowest-energy-known", row, seed=0) == ("right, inconclusive", 20)
+    assert mix.judge_mix(cells, mix.Design.parse("2x10:60"), references, "lowest-energy-known", row, seed=0) == ("right, conclusive", 50)
+    assert mix.judge_mix(cells, mix.Design.parse("2x10:11"), references, "lowest-energy-known", row, seed=0)[1] == 22  # capped at 11 per cell
+
+
+def test_replica_mix_pools_every_replica_of_every_run_and_keeps_their_unknowns_apart(benchmark_script, tmp_path):
+    """pool_of reads run folders as benchmarks/accuracy.py leaves them: each replica's budget (shuffled,
+    since the pipeline relaxes it in grid order) then its reserve; an unknown product of one run is not
+    the same product as the like-named unknown of another."""
+    import csv
+    import json
+    from dataclasses import replace
+
+    from pymatgen.core import Lattice, Structure
+
+    from amorph.matching.polymorph import Polymorph
+    from amorph.results.subcells import COLUMNS
+
+    mix = benchmark_script("replica_mix")
+    cell = Structure(Lattice.cubic(4.0), ["Ti", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5]])
+    references = [Polymorph("TiO2", "rutile", "", "P4_2/mnm", 136, cell, "test", True)]
+    runs = []
+    for name in ("TiO2-seed0", "TiO2-seed1"):
+        run = tmp_path / name
+        run.mkdir()
+        records = [replace(r, replica=k // 3) for k, r in enumerate(_records([("rutile", True, -9.39), ("unknown-1", False, -9.2)] * 3))]
+        with open(run / "subcells.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(r.to_row() for r in records)
+        (run / "known_polymorphs.json").write_text(json.dumps({"polymorphs": [p.to_dict() for p in references]}))
+        (run / "config.json").write_text(json.dumps({"settings": {"subcells": {"max_subcells": 4}}}))
+        runs.append(run)
+    pool, pooled_references = mix.pool_of(runs)
+    assert [p.name for p in pooled_references] == ["rutile"]
+    assert [len(cells) for cells in pool] == [3, 3, 3, 3]
+    for k, cells in enumerate(pool):
+        ids = [r.id for r in cells]
+        first = 3 * (k % 2)
+        assert sorted(ids[:2]) == [first, first + 1] and ids[2] == first + 2  # budget of 2 (4 over 2 replicas), then the reserve
+    unknowns = {r.match for cells in pool for r in cells if not r.known_polymorph}
+    assert unknowns == {"TiO2-seed0:unknown-1", "TiO2-seed1:unknown-1"}
