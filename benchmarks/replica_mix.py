@@ -37,6 +37,7 @@ from accuracy import Row, read_rows  # benchmarks/: this script runs from there,
 from adaptive_replay import answer, load_run
 
 from amorph.matching.polymorph import Polymorph
+from amorph.pipeline import outcomes_of
 from amorph.results.subcells import SubcellRecord
 from amorph.settings import DEFAULT_RULE
 
@@ -147,9 +148,9 @@ def main() -> None:
             continue
         pool, references = pool_of(runs)
         row = rows[formula]
-        formed = sum(any(r.valid and Row.is_right(row, {"polymorph": r.match, "known": r.known_polymorph,
-                                                         "spacegroup_number": _group(r, references)})
-                         for r in cells) for cells in pool)
+        identities = [[o.identity for o in outcomes_of([r for r in cells if r.valid], references)] for cells in pool]
+        formed = sum(any(Row.is_right(row, {"polymorph": i.label, "known": i.known, "spacegroup_number": i.spacegroup_number})
+                         for i in cell) for cell in identities)
         print(f"{formula}: {len(pool)} replicas from {len(runs)} runs, subcells each {[len(c) for c in pool]}; "
               f"the expected {row.expected} formed in {formed} of them; rule {args.rule}")
         print(f"{'design':10s} {'runs':>5s} {'subcells':>8s}  " + "  ".join(f"{o:>19s}" for o in OUTCOMES))
@@ -167,12 +168,6 @@ def main() -> None:
             print(f"{str(design):10s} {len(sets):5d} {used / len(sets):8.0f}  "
                   + "  ".join(f"{tally[o] / len(sets):19.0%}" for o in OUTCOMES), flush=True)
     print("mixes share replicas: read the shares as a design's odds on this pool, not as independent runs")
-
-
-def _group(record: SubcellRecord, references: list[Polymorph]) -> int:
-    """The space group a matched subcell is scored by: its polymorph's, as the report gives it."""
-    by_name = {p.name: p.spacegroup_number for p in references}
-    return by_name.get(record.match, record.spacegroup_number) if record.known_polymorph else record.spacegroup_number
 
 
 if __name__ == "__main__":
