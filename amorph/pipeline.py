@@ -35,7 +35,7 @@ from amorph.matching.polymorph import Polymorph
 from amorph.matching.ranking import Outcome, tally
 from amorph.matching.rules import rule_probabilities
 from amorph.matching.sources import gather
-from amorph.matching.statistics import share_intervals
+from amorph.matching.statistics import share_intervals, unseen_chance
 from amorph.matching.symmetry import Symmetry, primitive_size
 from amorph.md.batched_md import batch_replicas, replica_rngs, run_replicas
 from amorph.md.dynamics import Guard, MDLogRow
@@ -44,7 +44,15 @@ from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.md.relax import RelaxResult, invalid_reason
 from amorph.md.sanity import check_potential
-from amorph.melt_quench import melt_quench
+from amorph.melt_quench import (
+    STAGES,
+    StartRelaxation,
+    coupling_time_fs,
+    melt_quench,
+    schedule_warnings,
+    stage_of_step,
+    stage_temperatures,
+)
 from amorph.motifs.subcells import Subcell, extract_subcells, size_limit
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.references import collect
@@ -300,7 +308,7 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
 
     guards = [Guard(run.settings.relax.fusion_distance) for _ in starts]
 
-    def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list[MDLogRow]]:
+    def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list[MDLogRow], StartRelaxation]:
         return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance(), guard=guards[k])
 
     if run.settings.relax.engine == "batched":  # forces from the batched evaluator, replicas together on a GPU
@@ -309,17 +317,29 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     else:  # the plain ASE calculator, as one-at-a-time codes run it
         outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]
     progress.finish()
-    rows, frames = [], []
-    for k, (amorphous, log) in enumerate(outcomes):
-        rows += [{"replica": k} | asdict(row) for row in log]
+    rows, frames, stages, relaxations = [], [], [], []
+    for k, (amorphous, log, relaxed) in enumerate(outcomes):
+        rows += [{"replica": k, "stage": STAGES[stage_of_step(row.step, mq.steps_per_stage)]} | asdict(row) for row in log]
+        stages += stage_temperatures(log, mq.steps_per_stage, replica=k)
+        relaxations.append({"replica": k} | asdict(relaxed))
         amorphous.info["replica"] = k
         frames.append(amorphous)
     faults = [{"replica": k} | asdict(f) for k, guard in enumerate(guards) for f in guard.faults]
     for f in faults:
         progress.note(f"melt-quench, replica {f['replica']}: {f['cause']} at step {f['step']}; went back and on at {f['timestep_fs']:g} fs")
+    warnings = schedule_warnings(stages, mq.t_high)
+    for line in warnings:
+        progress.note(f"melt-quench off its schedule: {line}")
     if faults:
         run.out.write_json(files.MELT_QUENCH_FAULTS, faults)
     run.out.write_csv(files.MELT_QUENCH_LOG, pd.DataFrame(rows))
+    run.out.write_json(files.MELT_QUENCH_SUMMARY, {
+        "thermostat": mq.thermostat,
+        "time_constant_fs": coupling_time_fs(mq),
+        "start_relaxation": relaxations,
+        "stages": [s.to_dict() for s in stages],
+        "warnings": warnings,
+    })
     run.out.write_atoms(files.AMORPHOUS_CIF, frames, "cif")
     run.out.write_atoms(files.AMORPHOUS_XYZ, frames, "extxyz")
 
@@ -546,7 +566,7 @@ def outcomes_of(valid: list[SubcellRecord], references: list[Polymorph]) -> list
             identity = Identity(
                 r.match, False, r.spacegroup_symbol, r.spacegroup_number, r.structure_type, r.closest_known, r.fingerprint_distance
             )
-        outcomes.append(Outcome(r.id, identity, r.final_energy_per_atom, parse_formula(r.formula).reduced))
+        outcomes.append(Outcome(r.id, identity, r.final_energy_per_atom, parse_formula(r.formula).reduced, r.replica))
     return outcomes
 
 
@@ -571,6 +591,10 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     probabilities = rule_probabilities(outcomes, [r.replica for r in valid], run.rng(STREAM_RULES))
     relax_seconds = run.timings.get("crystallize_subcells")  # known when stage 4 ran in this process
     config = run.out.read_json(files.CONFIG)
+    reach = out_of_reach(primitive_sizes(run.references()), {r.n_atoms for r in records}, *roomless_of(run))
+    # the database's polymorphs (not prototypes, and not ordered models of a disordered phase, whose cell is
+    # the model's choice) that no subcell could become: no answer is conclusive while one of them could not form
+    could_not_form = [p.name for p in run.references() if p.name in reach and p.origin != "prototypes" and not p.approximant]
     report = build_report(
         formula=run.formula.reduced,
         rule=run.settings.rule,
@@ -588,8 +612,11 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         reference_volume=asdict(reference_volume(run.formula, run.references())),
         sources=list(run.settings.databases),
         known_names=[p.name for p in run.references()],
-        out_of_reach=out_of_reach(primitive_sizes(run.references()), {r.n_atoms for r in records}, *roomless_of(run)),
+        out_of_reach=reach,
         timings=run.timings,
+        could_not_form=could_not_form,
+        unseen=unseen_chance([t.count for t in rows]),
+        melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
     )
     run.out.write_json(files.REPORT, report)
 

@@ -4,7 +4,7 @@
   early once the leading known polymorph is ahead of the runner-up by count at 95% confidence.
 - `--more-if-inconclusive N` (relax_while_inconclusive): relax the whole budget, and while the
   answer of the run's rule is inconclusive (its bootstrap probability below
-  amorph.matching.rules.CONCLUSIVE), relax up to N reserve subcells more, in rounds, and stop
+  amorph.matching.rules.CONCLUSIVE, or too little evidence: matching.rules.evidence_gaps), relax up to N reserve subcells more, in rounds, and stop
   as soon as the answer's own estimate of the subcells that would settle it (the number the report's
   "inconclusive" message gives) is more than what is left of the reserve can give.
 
@@ -30,7 +30,7 @@ from amorph.composition import parse_formula
 from amorph.matching.identify import Clusters, Identity, Product
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.ranking import Outcome
-from amorph.matching.rules import CONCLUSIVE, judged
+from amorph.matching.rules import judged
 from amorph.matching.statistics import separation
 from amorph.matching.symmetry import find_symmetry
 from amorph.progress import ProgressSink
@@ -110,20 +110,22 @@ def relax_until_separated(
 
 def answer_so_far(
     named: NamedProducts, relaxed: list[Atoms], rule: PredictionRule, rng: np.random.Generator
-) -> tuple[str | None, float, int | None]:
-    """The polymorph the rule names from the subcells relaxed so far, its bootstrap probability and
-    about how many more valid subcells would make it conclusive (None when it is, or there is no
-    estimate), all as stage 6 computes them (matching.rules.judged: the estimate is the report's
-    message's own); (None, 0.0, None) when it names none."""
+) -> tuple[str | None, float, bool, int | None]:
+    """The polymorph the rule names from the subcells relaxed so far, its bootstrap probability,
+    whether it is conclusive (P and evidence) and about how many more valid subcells would make it
+    conclusive (None when it is, or there is no estimate), all as stage 6 computes them
+    (matching.rules.judged: the estimate is the report's message's own); (None, 0.0, False, None)
+    when it names none."""
     identities = named.identities()
     valid = [f for f in relaxed if f.info["valid"]]
     outcomes = [
         Outcome(f.info["subcell_id"], identities[f.info["subcell_id"]], f.info["final_energy"] / len(f),
-                parse_formula(f.get_chemical_formula()).reduced)
+                parse_formula(f.get_chemical_formula()).reduced, f.info["replica"])
         for f in valid
     ]
-    chosen, probability, needed = judged(outcomes, [f.info["replica"] for f in valid], rule, rng)
-    return (chosen.name if chosen is not None else None), probability, needed
+    n_replicas = len({f.info["replica"] for f in relaxed})
+    chosen, probability, conclusive, needed = judged(outcomes, [f.info["replica"] for f in valid], rule, rng, n_replicas)
+    return (chosen.name if chosen is not None else None), probability, conclusive, needed
 
 
 def valid_from(reserve_left: int, relaxed: list[Atoms]) -> Fraction:
@@ -159,25 +161,25 @@ def relax_while_inconclusive(
     relaxed = relax(budget)
     named = NamedProducts(references)
     named.add(relaxed)
-    leader, probability, needed = answer_so_far(named, relaxed, rule, rng())
+    leader, probability, conclusive, needed = answer_so_far(named, relaxed, rule, rng())
     rounds = [{"relaxed": len(relaxed), "leader": leader, "probability": probability, "more_valid_needed": needed}]
     round_size = max(ADAPTIVE_MIN_ROUND, -(-len(budget) // RESERVE_ROUNDS_PER_BUDGET))
     start = 0
     futile = False
-    if leader is not None and probability < CONCLUSIVE and reserve:
+    if leader is not None and not conclusive and reserve:
         if cannot_settle(needed, len(reserve), relaxed):
             futile = True
             progress.note(
-                f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}), "
+                f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f}), "
                 f"but about {needed} more valid subcells would settle it, and the reserve of {len(reserve)} can be expected "
                 f"to give {float(valid_from(len(reserve), relaxed)):.0f}: leaving it alone"
             )
         else:
             progress.note(
-                f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f} < {CONCLUSIVE}): "
+                f"after {len(relaxed)} subcells the answer is inconclusive ({leader}, P {probability:.2f}): "
                 f"relaxing up to {len(reserve)} more, {round_size} at a time, until it is conclusive"
             )
-        while not futile and start < len(reserve) and leader is not None and probability < CONCLUSIVE:
+        while not futile and start < len(reserve) and leader is not None and not conclusive:
             batch = reserve[start : start + round_size]
             progress.finish()
             progress.start(f"Relaxing {len(batch)} more subcells ({leader} at P {probability:.2f})", len(batch))
@@ -185,12 +187,12 @@ def relax_while_inconclusive(
             start += len(done)
             relaxed += done
             named.add(done)
-            leader, probability, needed = answer_so_far(named, relaxed, rule, rng())
+            leader, probability, conclusive, needed = answer_so_far(named, relaxed, rule, rng())
             rounds.append({"relaxed": len(relaxed), "leader": leader, "probability": probability, "more_valid_needed": needed})
-            futile = (leader is not None and probability < CONCLUSIVE and start < len(reserve)
+            futile = (leader is not None and not conclusive and start < len(reserve)
                       and cannot_settle(needed, len(reserve) - start, relaxed))
         if start:
-            verdict = "conclusive" if leader is not None and probability >= CONCLUSIVE else "still inconclusive"
+            verdict = "conclusive" if leader is not None and conclusive else "still inconclusive"
             left = len(reserve) - start
             why = (f"; about {needed} more valid subcells would settle it, and the {left} left can be expected to give "
                    f"{float(valid_from(left, relaxed)):.0f}" if futile else "")
@@ -198,9 +200,9 @@ def relax_while_inconclusive(
     if futile:
         stopped = "reserve cannot settle it"
     elif start == 0:
-        stopped = "nothing named" if leader is None else "conclusive within the budget" if probability >= CONCLUSIVE else "no reserve"
+        stopped = "nothing named" if leader is None else "conclusive within the budget" if conclusive else "no reserve"
     else:
-        stopped = "conclusive" if leader is not None and probability >= CONCLUSIVE else "reserve spent"
+        stopped = "conclusive" if leader is not None and conclusive else "reserve spent"
     sampling = {
         "mode": "fixed",
         "budget": len(budget),

@@ -8,8 +8,10 @@ The table gives, per row and seed, the expected polymorph, how many valid subcel
 ("seen": 0 marks a miss before the rule, not of it), what each rule names (with its share, 95%
 interval and P: the share of bootstrap resamples on which the rule names it, "?" when below 0.8, an
 inconclusive answer), the row's confidence and the wall time; then each rule's hits on the
-high-confidence rows, beside the "predict the ground state" baseline. How a row is scored:
-benchmarks/data/README.md.
+high-confidence rows, beside the "predict the ground state" baseline, and the same split in two: the
+metastable-first rows (`expected` is not the `ground_state`, the rows that test the method's claim)
+and the ground-state-first rows, with the conclusive answers on the metastable-first rows and how
+many of them were right. How a row is scored: benchmarks/data/README.md.
 The last line is `accuracy: <hits>/<high rows> (<rule>)` for --rule.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +53,18 @@ class Row:
             row["formula"], row["expected"], frozenset(groups), row.get("name_must_contain", ""), row["ground_state"], row["confidence"]
         )
 
+    @property
+    def metastable_first(self) -> bool:
+        """Whether experiment sees another polymorph first than the ground state: `expected` and
+        `ground_state` name different polymorphs. They name the same one when the words of the shorter
+        (case ignored) begin the longer: "alpha (orthorhombic)" and "alpha" (V2O5), "monoclinic
+        gamma-WO3" and "monoclinic" (WO3). A row with either field empty counts as ground-state-first."""
+        first, stable = _words(self.expected), _words(self.ground_state)
+        if not first or not stable:
+            return False
+        shorter, longer = sorted((first, stable), key=len)
+        return longer[: len(shorter)] != shorter
+
     def is_right(self, named: dict[str, Any] | None) -> bool:
         """A known polymorph of an accepted space group (and name, where the row needs one)."""
         if not named or named.get("polymorph") is None or not named.get("known", True):
@@ -57,6 +72,11 @@ class Row:
         if named["spacegroup_number"] not in self.spacegroups:
             return False
         return self.name_must_contain.lower() in named["polymorph"].lower()
+
+
+def _words(name: str) -> list[str]:
+    """A polymorph name as lowercase words ("C54 (TiSi2-type, Fddd)" -> c54, tisi2-type, fddd)."""
+    return re.findall(r"[a-z0-9-]+", name.lower())
 
 
 def expected_count(row: Row, report: dict[str, Any] | None) -> int | None:
@@ -137,6 +157,10 @@ def main() -> None:
     rules = [*RULES, "ground-state"]
     hits = {rule: 0 for rule in rules}
     conclusive = {rule: [0, 0] for rule in RULES}  # [conclusive answers, of them right] on high rows
+    # the same, split by whether the row's first polymorph is the ground state (metastable-first: True)
+    split_runs = {True: 0, False: 0}
+    split_hits = {first: {rule: 0 for rule in rules} for first in (True, False)}
+    split_conclusive = {rule: [0, 0] for rule in RULES}  # on metastable-first high rows
     high_runs, formed = 0, [0, 0]  # high runs where the expected polymorph formed, and of them right by --rule
     print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} {'seen':>4s} " + " ".join(f"{r:36s}" for r in rules) + "   wall")
     for row in rows:
@@ -155,14 +179,19 @@ def main() -> None:
             seen = expected_count(row, report)
             if row.confidence == "high":
                 high_runs += 1
+                split_runs[row.metastable_first] += 1
                 formed[0] += bool(seen)
                 formed[1] += bool(seen) and right[args.rule]
                 for rule in rules:
                     hits[rule] += right[rule]
+                    split_hits[row.metastable_first][rule] += right[rule]
                 for rule in RULES:
                     if (answers.get(rule) or {}).get("conclusive"):
                         conclusive[rule][0] += 1
                         conclusive[rule][1] += right[rule]
+                        if row.metastable_first:
+                            split_conclusive[rule][0] += 1
+                            split_conclusive[rule][1] += right[rule]
             cells = " ".join(f"{cell(answers.get(rule), right[rule])[:36]:36s}" for rule in rules)
             wall = walls.get(folder.name)
             wall_text = f"{wall:6.0f} s" if wall is not None else "     -"
@@ -174,6 +203,14 @@ def main() -> None:
           + ", ".join(f"{rule} {hits[rule]}/{high_runs}" for rule in rules))
     print("conclusive answers on high rows, and how many right (target: >= 80%): " + ", ".join(
         f"{rule} {right}/{called}" + (f" ({100 * right / called:.0f}%)" if called else "") for rule, (called, right) in conclusive.items()))
+    metastable = [r for r in rows if r.metastable_first]
+    print("metastable-first rows (expected is not the ground state): " + "; ".join(
+        f"{', '.join(r.formula for r in metastable if r.confidence == level) or 'none'} ({level})" for level in ("high", "medium")))
+    for first, label in ((True, "metastable-first"), (False, "ground-state-first")):
+        print(f"{label} high rows ({split_runs[first]} runs): "
+              + ", ".join(f"{rule} {split_hits[first][rule]}/{split_runs[first]}" for rule in rules))
+    print("conclusive answers on metastable-first high rows, and how many right: " + ", ".join(
+        f"{rule} {right}/{called}" + (f" ({100 * right / called:.0f}%)" if called else "") for rule, (called, right) in split_conclusive.items()))
     print(f"the expected polymorph formed in at least one subcell on {formed[0]}/{high_runs} high runs; "
           f"{args.rule} named it on {formed[1]}/{formed[0]} of those")
     print(f"accuracy: {hits[args.rule]}/{high_runs} ({args.rule})")

@@ -29,7 +29,7 @@ import numpy as np
 from accuracy import Row, read_rows  # benchmarks/accuracy.py: this script runs from benchmarks/, as that one does
 
 from amorph.matching.polymorph import Polymorph
-from amorph.matching.rules import CONCLUSIVE, judged
+from amorph.matching.rules import judged
 from amorph.matching.statistics import separation
 from amorph.pipeline import outcomes_of
 from amorph.results.subcells import SubcellRecord, read_records
@@ -41,11 +41,13 @@ Stop = Callable[[list[SubcellRecord], list[Polymorph], np.random.Generator], boo
 
 def answer(valid: list[SubcellRecord], references: list[Polymorph], rule: str, rng: np.random.Generator) -> dict | None:
     """The rule's answer on these subcells, as report.json's predictions give it (the parts scored)."""
-    named, p, _ = judged(outcomes_of(valid, references), [r.replica for r in valid], rule, rng)  # type: ignore[arg-type]
+    replicas = [r.replica for r in valid]
+    named, p, conclusive, _ = judged(outcomes_of(valid, references), replicas, rule, rng,  # type: ignore[arg-type]
+                                     n_replicas=len(set(replicas)))
     if named is None:
         return None
     return {"polymorph": named.name, "known": named.known, "spacegroup_number": named.spacegroup_number,
-            "probability": p, "conclusive": p >= CONCLUSIVE}
+            "probability": p, "conclusive": conclusive}
 
 
 def load_run(run: Path) -> tuple[list[SubcellRecord], list[Polymorph]]:

@@ -82,6 +82,7 @@ def predict(
         ),
     ] = None,
     friction: Annotated[float | None, typer.Option(help=flag("--friction").help, rich_help_panel=PANEL_MD)] = None,
+    start_relax_steps: Annotated[int | None, typer.Option(help=flag("--start-relax-steps").help, rich_help_panel=PANEL_MD)] = None,
     d_frac: Annotated[float | None, typer.Option(help=flag("--d-frac").help, rich_help_panel=PANEL_SUB)] = None,
     n_min: Annotated[int | None, typer.Option(help=flag("--n-min").help, rich_help_panel=PANEL_SUB)] = None,
     n_max: Annotated[int | None, typer.Option(help=flag("--n-max").help, rich_help_panel=PANEL_SUB)] = None,
@@ -158,7 +159,7 @@ def predict(
     settings = override(settings, "packing", target_atoms=atoms, volume_factor=volume_factor)
     settings = override(
         settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas,
-        thermostat=thermostat, friction=friction,
+        thermostat=thermostat, friction=friction, start_relax_steps=start_relax_steps,
     )
     adaptive, budget = _budget(max_subcells)
     settings = override(
@@ -217,7 +218,7 @@ def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, res
     """Run (or continue) a prediction and print it: progress on stderr, tables and answer on stdout."""
     from amorph.cli.render import RichProgress, polymorph_table, rules_table, stderr, stdout
     from amorph.pipeline import execute, prepare
-    from amorph.results.report import prediction_line
+    from amorph.results.report import melt_quench_text, prediction_line
 
     run = prepare(settings, run_dir, resume=resume, restart=restart)
     _RUNNING.append((run_dir, f"`amorph resume {run_dir}`"))
@@ -238,6 +239,8 @@ def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, res
     if not quiet:
         stdout.print(polymorph_table(report))
         stdout.print(rules_table(report))
+        if text := melt_quench_text(report):
+            stdout.print(text, style="bold yellow" if report["melt_quench"].get("warnings") else None, highlight=False)
         stdout.print(f"results in {run_dir}")
     stdout.print(prediction_line(report), highlight=False, soft_wrap=True)
 

@@ -18,6 +18,7 @@ class Outcome:
     identity: Identity
     energy_per_atom: float
     formula: str  # reduced formula of the product
+    replica: int = 0  # which melt-quench replica's amorphous cell the subcell was cut from
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class PolymorphTally:
     share_ci_low: float = float("nan")  # 95% bootstrap interval of the share (matching.statistics)
     share_ci_high: float = float("nan")
     stacking_variants: int = 0  # of count: the polymorph's layers in another stacking (matching.layers)
+    replicas: int = 1  # how many melt-quench replicas' cells gave at least one member
 
     def to_dict(self) -> dict:
         """JSON-ready: a missing number is null, not NaN (which strict JSON readers refuse)."""
@@ -73,6 +75,7 @@ def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
                 closest_known=identity.closest_known,
                 fingerprint_distance=identity.closest_distance,
                 stacking_variants=sum(o.identity.stacking_variant for o in members),
+                replicas=len({o.replica for o in members}),
             )
         )
     return sorted(rows, key=tally_order)

@@ -3,10 +3,21 @@
 Every run reports every rule (report.json `predictions`), so which one agrees with experiment can be
 measured (benchmarks/accuracy.py) instead of assumed:
 - `most-frequent`: the known polymorph most subcells became (Ostwald's rule of stages: what forms most
-  easily, not what is most stable); amorph's rule so far.
+  easily, not what is most stable).
 - `lowest-energy`: the product of lowest energy per atom, known or not: the rule of the a2c authors'
-  reference code (jax-md `a2c_workflow.py`).
-- `lowest-energy-known`: the known polymorph of lowest energy per atom among the products.
+  reference code (jax-md `a2c_workflow.py`), here with an energy resolution (below).
+- `lowest-energy-known`: the known polymorph of lowest energy per atom among the products, likewise.
+
+Energy resolution. Two products whose lowest energies lie within ENERGY_RESOLUTION of each other are a
+tie: no universal potential orders polymorphs that finely (docs/method.md, "Energy resolution", has
+the numbers), so the energy rules name, among the tied, the one that formed most often (then the lower
+energy). The bootstrap draws each product's energy with a normal error of ENERGY_NOISE on every
+resample, so a lead just past the resolution is not called sure.
+
+Evidence. An answer is conclusive when the rule names it on CONCLUSIVE of the resamples and the
+evidence is there (evidence_gaps): it formed in at least MIN_EVIDENCE subcells and, where the run
+has several melt-quench replicas, in at least two of their cells; a known polymorph the run's
+subcells could not become makes every answer inconclusive (the report names it).
 """
 
 from __future__ import annotations
@@ -24,18 +35,56 @@ from amorph.settings import PredictionRule
 
 CONCLUSIVE = 0.8  # a rule's answer is conclusive when it names the same polymorph on this share of resamples
 Z_80 = NormalDist().inv_cdf(CONCLUSIVE)  # one-sided standard normal quantile of CONCLUSIVE (0.84 for 0.8)
-RECUR = math.ceil(-math.log(1 - CONCLUSIVE))  # members a product needs to be in most resamples (2 for 0.8)
+# eV/atom: lowest energies this close are a tie (docs/method.md, "Energy resolution")
+ENERGY_RESOLUTION = 0.010
+ENERGY_NOISE = ENERGY_RESOLUTION / 2  # eV/atom: the standard error drawn onto each energy per resample
+# Subcells a conclusive answer must have formed in. A product seen c times in n subcells is missing
+# from a repeat of the same size with probability about exp(-c) (Poisson): c >= 3 keeps that under 5%,
+# so a repeat run would see it again. Not fitted to the benchmark.
+MISSING_IN_REPEAT = 0.05
+MIN_EVIDENCE = math.ceil(-math.log(MISSING_IN_REPEAT))  # 3
+
+
+def lowest_energy_resolved(rows: list[PolymorphTally]) -> PolymorphTally | None:
+    """The lowest-energy product, where products within ENERGY_RESOLUTION of it are a tie decided by
+    count (then energy)."""
+    if not rows:
+        return None
+    floor = min(r.lowest_energy_per_atom for r in rows)
+    tied = [r for r in rows if r.lowest_energy_per_atom - floor <= ENERGY_RESOLUTION]
+    return min(tied, key=tally_order)
 
 
 def _lowest_energy_known(rows: list[PolymorphTally]) -> PolymorphTally | None:
-    return lowest_energy_product([r for r in rows if r.known])
+    return lowest_energy_resolved([r for r in rows if r.known])
+
+
+def tied_with(chosen: PolymorphTally, rows: list[PolymorphTally], known_only: bool) -> list[str]:
+    """The other products within ENERGY_RESOLUTION of the chosen one (for the report's 'tied with')."""
+    return [r.name for r in rows if r.name != chosen.name and (r.known or not known_only)
+            and abs(r.lowest_energy_per_atom - chosen.lowest_energy_per_atom) <= ENERGY_RESOLUTION]
 
 
 RULES: dict[PredictionRule, Callable[[list[PolymorphTally]], PolymorphTally | None]] = {
     "most-frequent": predicted_polymorph,
-    "lowest-energy": lowest_energy_product,
+    "lowest-energy": lowest_energy_resolved,
     "lowest-energy-known": _lowest_energy_known,
 }
+ENERGY_RULES: frozenset[PredictionRule] = frozenset({"lowest-energy", "lowest-energy-known"})
+
+
+def evidence_gaps(chosen: PolymorphTally, n_replicas: int, could_not_form: Sequence[str] = ()) -> list[str]:
+    """Why an answer cannot be conclusive whatever its P, in words; [] when the evidence is there.
+    could_not_form: known polymorphs the run's subcells could not become (report.out_of_reach)."""
+    gaps = []
+    if chosen.count < MIN_EVIDENCE:
+        gaps.append(f"{chosen.name} formed in {chosen.count} subcell{'s' if chosen.count != 1 else ''}, "
+                    f"fewer than {MIN_EVIDENCE}")
+    if n_replicas > 1 and chosen.replicas < 2:
+        gaps.append(f"{chosen.name} formed in one of {n_replicas} replicas' cells only")
+    if could_not_form:
+        gaps.append(f"{', '.join(could_not_form)} could not form in this run's subcells")
+    return gaps
 
 
 def chosen_by(rule: PredictionRule, rows: list[PolymorphTally]) -> PolymorphTally | None:
@@ -64,6 +113,7 @@ def rule_probabilities(
         counts = np.bincount(codes[idx], minlength=len(names))
         lowest = np.full(len(names), np.inf)
         np.minimum.at(lowest, codes[idx], energies[idx])
+        lowest += rng.normal(0.0, ENERGY_NOISE, len(names))  # the energies' own uncertainty
         rows = sorted(
             (replace(template[names[k]], count=int(counts[k]), share=counts[k] / len(idx), lowest_energy_per_atom=float(lowest[k]))
              for k in np.flatnonzero(counts)),
@@ -77,17 +127,20 @@ def rule_probabilities(
 
 
 def judged(
-    outcomes: Sequence[Outcome], replicas: Sequence[int], rule: PredictionRule, rng: np.random.Generator
-) -> tuple[PolymorphTally | None, float, int | None]:
-    """What the rule names on these outcomes, the share of resamples naming it, and about how many
-    more valid subcells would settle it (more_to_settle); (None, 0.0, None) when it names nothing.
+    outcomes: Sequence[Outcome], replicas: Sequence[int], rule: PredictionRule, rng: np.random.Generator, n_replicas: int = 1
+) -> tuple[PolymorphTally | None, float, bool, int | None]:
+    """What the rule names on these outcomes, the share of resamples naming it, whether that is
+    conclusive (P and evidence_gaps, for a run of n_replicas), and about how many more valid subcells
+    would settle it (more_to_settle); (None, 0.0, False, None) when it names nothing.
     One rule's part of report.json's predictions, for judging a run part-way."""
     rows = tally(list(outcomes)) if outcomes else []
     named = chosen_by(rule, rows)
     if named is None:
-        return None, 0.0, None
+        return None, 0.0, False, None
     probabilities = rule_probabilities(outcomes, replicas, rng)[rule]
-    return named, probabilities.get(named.name, 0.0), more_to_settle(rule, named, rows, probabilities)
+    probability = probabilities.get(named.name, 0.0)
+    conclusive = probability >= CONCLUSIVE and not evidence_gaps(named, n_replicas)
+    return named, probability, conclusive, more_to_settle(rule, named, rows, probabilities)
 
 
 def runner_up(
@@ -107,9 +160,11 @@ def more_to_settle(
     is conclusive, or there is no estimate). The report's message and the reserve's stop
     (amorph.sampling) both read this one number, so what a run says more sampling would need is what
     it acted on. rows must cover every valid subcell."""
+    n_valid = sum(r.count for r in rows)
+    if chosen.count < MIN_EVIDENCE:  # too few members, whatever the rule: seen MIN_EVIDENCE times at its share
+        return more_subcells_to_recur(chosen, n_valid)
     if probabilities.get(chosen.name, 0.0) >= CONCLUSIVE:
         return None
-    n_valid = sum(r.count for r in rows)
     return more_valid_subcells(rule, chosen, runner_up(rule, chosen, rows, probabilities), n_valid)
 
 
@@ -128,13 +183,13 @@ def more_subcells_needed(leader: PolymorphTally, runner_up: PolymorphTally | Non
 
 
 def more_subcells_to_recur(leader: PolymorphTally, n_valid: int) -> int | None:
-    """About how many more valid subcells an energy rule's answer needs: the lowest-energy product is
-    named on a resample when one of its c members is drawn, about 1 - exp(-c) of the time (Poisson), so
-    it must be seen RECUR times; at its present share that takes n_valid x RECUR / c subcells in all.
-    None when it is seen that often already (then the replicas disagree, and more of them would help)."""
-    if leader.count >= RECUR or leader.count <= 0:
+    """About how many more valid subcells an answer seen in too few subcells needs: it must be seen
+    MIN_EVIDENCE times, which at its present share takes n_valid x MIN_EVIDENCE / c subcells in all.
+    None when it is seen that often already (then the replicas or the energies disagree, and more
+    replicas would help)."""
+    if leader.count >= MIN_EVIDENCE or leader.count <= 0:
         return None
-    return math.ceil(n_valid * RECUR / leader.count) - n_valid
+    return math.ceil(n_valid * MIN_EVIDENCE / leader.count) - n_valid
 
 
 def more_valid_subcells(rule: PredictionRule, chosen: PolymorphTally, runner_up: PolymorphTally | None, n_valid: int) -> int | None:

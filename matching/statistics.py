@@ -73,3 +73,11 @@ def separation(
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return Separation(leader, runner, float(lead.mean() - second.mean()), float(low), float(high))
+
+
+def unseen_chance(counts: Sequence[int]) -> float | None:
+    """Good-Turing's estimate of the chance that one more subcell becomes a product seen in none so far:
+    the share of subcells whose product was seen exactly once (Good 1953). None without subcells.
+    A run whose products are mostly one-offs has not sampled what its cell can become."""
+    total = sum(counts)
+    return sum(1 for c in counts if c == 1) / total if total else None

@@ -21,7 +21,7 @@ from typing import Any
 
 from amorph.results import figures
 from amorph.results import rundir as files
-from amorph.results.report import not_formed_text, prediction_line, share_text, stacking_note, unknown_description
+from amorph.results.report import melt_quench_text, not_formed_text, prediction_line, share_text, stacking_note, unknown_description
 from amorph.results.rundir import RunDir
 from amorph.settings import flat_settings
 
@@ -34,7 +34,7 @@ p.prediction { font-size: 1.15em; background: #eef5ff; padding: 0.6em 0.9em; bor
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.unknown td { color: #666; } tr.failed td { background: #fbe3e3; } tr.differs td { background: #fff1dc; }
+tr.off td { background: #fff1dc; font-weight: bold; } tr.unknown td { color: #666; } tr.failed td { background: #fbe3e3; } tr.differs td { background: #fff1dc; }
 img { max-width: 100%; } figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figure.product { width: 15em; text-align: center; font-size: 0.85em; }
 details { margin: 0.5em 0; } code { font-size: 0.9em; }
@@ -123,6 +123,21 @@ def _rules_table(report: dict[str, Any]) -> str:
     return table(["rule", "names", "space group", "count", "share [95% CI]", "P(named)", "runner-up"], rows)
 
 
+def _melt_quench_section(report: dict[str, Any]) -> str:
+    """The temperatures each replica's stages reached, a stage off its target highlighted."""
+    mq = report.get("melt_quench")
+    if not mq or not mq.get("stages"):
+        return ""
+    header = ["replica", "stage", "target (K)", "reached (K)", "spread (K)", "off by", "peak (K)"]
+    rows = [[s["replica"], s["stage"], f"{s['target']:.0f}", f"{s['mean']:.0f}", f"{s['spread']:.0f}",
+             f"{100 * s['deviation']:+.0f}%" + (" (over 10%)" if s["off_target"] else ""), f"{s['peak']:.0f}"] for s in mq["stages"]]
+    starts = "; ".join(f"replica {r['replica']}: {r['packed_energy']:.3f} -> {r['relaxed_energy']:.3f} eV/atom in {r['steps']} steps"
+                       for r in mq.get("start_relaxation", []))
+    return (f"<h2>Melt-quench</h2><p>{escape(melt_quench_text(report))}</p>"
+            + table(header, rows, ("off" if s["off_target"] else "" for s in mq["stages"]))
+            + (f"<p>The packed cell relaxed (atoms only) before the MD: {escape(starts)}.</p>" if starts else ""))
+
+
 def _gallery(report: dict[str, Any], out: RunDir, images: dict[str, Path]) -> str:
     cards = []
     by_name = {p["name"]: p for p in report["polymorphs"]}
@@ -186,6 +201,7 @@ def run_page(out: RunDir) -> Path:
         "<h2>First to nucleate, by rule</h2>", _rules_table(report),
         f"<p>{escape(missing)}</p>" if (missing := not_formed_text(report)) else "",
         "<h2>What the subcells became</h2>", _products_table(report),
+        _melt_quench_section(report),
         "<h2>Pictures</h2>", "".join(image(path, alt) for path, alt in drawn),
         "<h2>Product structures</h2>",
         (f"<p>Drawn: the known polymorphs found and the most frequent other products, {len(images)} of "

@@ -6,10 +6,22 @@ in one place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
-from amorph.matching.rules import CONCLUSIVE, RULES, chosen_by, more_to_settle, runner_up
+from amorph.matching.rules import (
+    CONCLUSIVE,
+    ENERGY_RESOLUTION,
+    ENERGY_RULES,
+    MIN_EVIDENCE,
+    RULES,
+    chosen_by,
+    evidence_gaps,
+    more_to_settle,
+    runner_up,
+    tied_with,
+)
 from amorph.settings import DEFAULT_RULE, PredictionRule
 
 if TYPE_CHECKING:
@@ -21,6 +33,8 @@ def named_by(
     formula: str,
     probabilities: dict[str, float] | None = None,
     seconds_per_subcell: float | None = None,
+    n_replicas: int = 1,
+    could_not_form: Sequence[str] = (),
 ) -> dict[str, Any]:
     """What one rule names (amorph.matching.rules), with its count, share, interval and energy, how often
     it names the same on bootstrap resamples (`probability`; conclusive from CONCLUSIVE up), and its lead
@@ -40,18 +54,23 @@ def named_by(
         "share_ci95": [chosen.share_ci_low, chosen.share_ci_high],
         "energy_per_atom": chosen.lowest_energy_per_atom,
         "stacking_variants": chosen.stacking_variants,  # of count: its layers in another stacking (matching.layers)
-    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell)
+        "replicas": chosen.replicas,  # how many replicas' cells it formed in
+        # energy rules: the products within the energy resolution, a tie the count decided
+        "tied_with": tied_with(chosen, rows, known_only=rule == "lowest-energy-known") if rule in ENERGY_RULES else [],
+    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell, evidence_gaps(chosen, n_replicas, could_not_form))
 
 
 def _confidence(
-    rule: PredictionRule, chosen: PolymorphTally, rows: list[PolymorphTally], probabilities: dict[str, float], seconds: float | None
+    rule: PredictionRule, chosen: PolymorphTally, rows: list[PolymorphTally], probabilities: dict[str, float], seconds: float | None,
+    gaps: list[str],
 ) -> dict[str, Any]:
-    """probability, conclusive, the runner-up and the lead over it; for an inconclusive answer, a message."""
+    """probability, conclusive (P at least CONCLUSIVE and no evidence gap), the runner-up and the lead over
+    it; for an inconclusive answer, a message that says why and what would settle it."""
     if not probabilities:
         return {}
     probability = probabilities.get(chosen.name, 0.0)
     runner = runner_up(rule, chosen, rows, probabilities)
-    out: dict[str, Any] = {"probability": probability, "conclusive": probability >= CONCLUSIVE}
+    out: dict[str, Any] = {"probability": probability, "conclusive": probability >= CONCLUSIVE and not gaps, "evidence_gaps": gaps}
     if runner is not None:
         out["runner_up"] = {
             "polymorph": runner.name,
@@ -61,6 +80,8 @@ def _confidence(
         }
     if not out["conclusive"]:
         text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
+        if gaps:
+            text += f" ({'; '.join(gaps)})"
         extra = more_to_settle(rule, chosen, rows, probabilities)  # rows cover every valid subcell
         if extra is not None:
             cost = f", about {seconds * extra / 60:.0f} min at this run's pace" if seconds else ""
@@ -132,12 +153,28 @@ def build_report(
     known_names: list[str],
     out_of_reach: dict[str, str],
     timings: dict[str, float],
+    melt_quench: dict[str, Any] | None = None,
+    could_not_form: Sequence[str] = (),
+    unseen: float | None = None,
 ) -> dict[str, Any]:
-    """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names."""
+    """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names.
+    could_not_form: the database's polymorphs the subcells could not become (every answer inconclusive);
+    unseen: the Good-Turing chance that the next subcell becomes a product not seen yet."""
+    def named(name: PredictionRule) -> dict[str, Any]:
+        return named_by(name, rows, formula, probabilities[name], seconds_per_subcell, replicas, could_not_form)
+
     return {
         "formula": formula,
-        "prediction": named_by(rule, rows, formula, probabilities[rule], seconds_per_subcell),
-        "predictions": {name: named_by(name, rows, formula, probabilities[name], seconds_per_subcell) for name in RULES},
+        "prediction": named(rule),
+        "predictions": {name: named(name) for name in RULES},
+        "evidence": {  # what a conclusive answer needs (amorph.matching.rules)
+            "energy_resolution_mev_per_atom": 1000 * ENERGY_RESOLUTION,
+            "min_subcells": MIN_EVIDENCE,
+            "min_replicas": min(2, replicas),
+            "bootstrap_conclusive_at": CONCLUSIVE,
+            "could_not_form": list(could_not_form),
+            "unseen_product_chance": unseen,
+        },
         "lowest_energy_product": lowest_energy_of(rows),
         "polymorphs": [r.to_dict() for r in rows],
         "n_subcells": n_subcells,
@@ -149,6 +186,7 @@ def build_report(
         "preset": preset,
         "seed": seed,
         "reference_volume": reference_volume,
+        "melt_quench": melt_quench,  # the temperatures each replica's stages reached (amorph.melt_quench); None before they were kept
         "known_polymorphs": {"sources": sources, "names": known_names, "not_formed": not_formed(known_names, rows, out_of_reach)},
         "timings": dict(timings),
     }
@@ -176,6 +214,24 @@ def prediction_line(report: dict[str, Any]) -> str:
         + ")"
         + variants
     )
+
+
+def melt_quench_text(report: dict[str, Any]) -> str:
+    """'melt-quench (4 replicas, bussi, 5 fs): 2010 K, 730 K, 305 K against 2000, 725, 300 K; peak 2700 K'
+    (second halves, averaged over replicas), then each stage off its target; '' for a run before it was kept."""
+    mq = report.get("melt_quench")
+    if not mq or not mq.get("stages"):
+        return ""
+    names = list(dict.fromkeys(s["stage"] for s in mq["stages"]))
+    reached = [sum(s["mean"] for s in mq["stages"] if s["stage"] == n) / sum(s["stage"] == n for s in mq["stages"]) for n in names]
+    target = [next(s["target"] for s in mq["stages"] if s["stage"] == n) for n in names]
+    replicas = len({s["replica"] for s in mq["stages"]})
+    text = (f"melt-quench ({replicas} replica{'s' if replicas > 1 else ''}, {mq['thermostat']}, time constant "
+            f"{mq['time_constant_fs']:g} fs), second half of each stage: "
+            + ", ".join(f"{r:.0f} K" for r in reached) + " against " + ", ".join(f"{t:.0f}" for t in target)
+            + f" K; peak {max(s['peak'] for s in mq['stages']):.0f} K")
+    warnings = mq.get("warnings", [])
+    return text + ("; OFF SCHEDULE: " + "; ".join(warnings) if warnings else "; every stage within 10% of its target")
 
 
 def not_formed_text(report: dict[str, Any]) -> str:

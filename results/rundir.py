@@ -28,6 +28,7 @@ KNOWN_POLYMORPHS = "known_polymorphs.json"
 START = "start.extxyz"
 MELT_QUENCH_LOG = "melt_quench.csv"
 MELT_QUENCH_FAULTS = "melt_quench_faults.json"  # faults met and recovered from, when any
+MELT_QUENCH_SUMMARY = "melt_quench.json"  # per replica: the packed cell's relaxation, each stage's temperatures
 AMORPHOUS_CIF = "amorphous.cif"
 AMORPHOUS_XYZ = "amorphous.extxyz"
 SUBCELLS_INITIAL = "subcells_initial.extxyz"
@@ -51,7 +52,7 @@ COMPARE_JSON = "compare.json"
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "collect_references": (KNOWN_POLYMORPHS,),
     "build_start_structure": (START,),
-    "run_melt_quench": (AMORPHOUS_XYZ, MELT_QUENCH_LOG, MELT_QUENCH_FAULTS, AMORPHOUS_CIF),
+    "run_melt_quench": (AMORPHOUS_XYZ, MELT_QUENCH_LOG, MELT_QUENCH_SUMMARY, MELT_QUENCH_FAULTS, AMORPHOUS_CIF),
     "cut_subcells": (SUBCELLS_INITIAL, SUBCELL_CENSUS),
     "crystallize_subcells": (SUBCELLS_RELAXED, CHECKPOINT, SAMPLING),
     "identify_products": (SUBCELLS_CSV, PRODUCTS),

@@ -174,12 +174,12 @@ def test_replicas_batched_equal_replicas_run_one_by_one():
 
     batched = run_replicas(starts, emt, Counting(emt), one)
     single = [one(k, s, emt) for k, s in enumerate(starts)]
-    for (a, _), (b, _) in zip(batched, single):
+    for (a, *_), (b, *_) in zip(batched, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
     assert max(calls) == 3  # all three replicas evaluated together
     calls.clear()
     in_turn = run_replicas(starts, emt, Counting(emt), one, together=False)
-    for (a, _), (b, _) in zip(in_turn, single):
+    for (a, *_), (b, *_) in zip(in_turn, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
     assert calls and max(calls) == 1  # one replica at a time, each through the evaluator
     assert batch_replicas(3, "cuda") and not batch_replicas(3, "cpu") and not batch_replicas(1, "cuda")

@@ -340,3 +340,50 @@ def test_loader_requires_exactly_one_ground_state(data_dir: Path) -> None:
     (data_dir / "TiO2.toml").write_text(ANATASE.format(setting="I41/amd:2", anion="O", ground="false"))
     with pytest.raises(ValueError, match="ground_state"):
         known_polymorphs("TiO2")
+
+
+# ------------------------------------------------------------------------- transition-metal disilicides
+
+# The four structure types of the disilicide literature, by the Strukturbericht tag every entry's name starts
+# with (the accuracy benchmark scores TiSi2 and MoSi2 by that tag): space group and atoms per primitive cell.
+DISILICIDE_TYPES = {"c11b": (139, 3), "c40": (180, 9), "c49": (63, 6), "c54": (70, 6)}
+# formula -> (ground state's type, every type present)
+DISILICIDES = {
+    "TiSi2": ("c54", {"c54", "c49", "c40"}),
+    "ZrSi2": ("c49", {"c49"}),
+    "VSi2": ("c40", {"c40"}),
+    "NbSi2": ("c40", {"c40"}),
+    "TaSi2": ("c40", {"c40"}),
+    "CrSi2": ("c40", {"c40"}),
+    "MoSi2": ("c11b", {"c11b", "c40"}),
+    "WSi2": ("c11b", {"c11b", "c40"}),
+}
+
+
+@pytest.mark.parametrize("formula", sorted(DISILICIDES))
+def test_disilicides_build_with_their_structure_types(formula: str) -> None:
+    """Each entry is named by its type, has that type's space group (spglib) and primitive-cell size, and a
+    shortest metal-Si distance of a disilicide (2.48 A in CrSi2 to ~2.7 A in ZrSi2); no two atoms closer than
+    2.2 A. MoSi2 and WSi2 are stored under pymatgen's spelling (Si2Mo, Si2W)."""
+    ground, types = DISILICIDES[formula]
+    polymorphs = known_polymorphs(formula)
+    by_type = {p.name.split()[0]: p for p in polymorphs}
+    assert set(by_type) == types, [p.name for p in polymorphs]
+    assert ground_state(formula) is by_type[ground]
+    for kind, p in by_type.items():
+        number, n_primitive = DISILICIDE_TYPES[kind]
+        metal = next(el.symbol for el in p.structure.composition if el.symbol != "Si")
+        sga = SpacegroupAnalyzer(p.structure, symprec=0.01)
+        assert p.spacegroup_number == sga.get_space_group_number() == number, p.name
+        assert len(sga.find_primitive()) == n_primitive, p.name
+        assert 2.4 < _min_distance(p.structure, metal, "Si") < 2.8, p.name
+        assert _min_distance(p.structure) > 2.2, p.name
+        assert p.source.strip() and p.note.strip()
+
+
+def test_c40_and_c49_tags_name_only_their_space_groups() -> None:
+    """The benchmark rows of TiSi2 and MoSi2 need 'c49' and 'c40' in the name (beta-quartz also has 180, several
+    AB2 types have 63): in the whole database only entries of those space groups carry the tags."""
+    named = [p for f in FORMULAS for p in known_polymorphs(f)]
+    assert {p.spacegroup_number for p in named if "c49" in p.name} == {63}
+    assert {p.spacegroup_number for p in named if "c40" in p.name} == {180}

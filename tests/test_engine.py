@@ -204,7 +204,7 @@ def test_replicas_on_a_matgl_model_reuse_neighbour_lists_and_match_single_runs(t
     evaluator = MatglEvaluator(potential, max_atoms=100)
     batched = run_replicas(starts, potential, evaluator, one)
     single = [one(k, s, potential) for k, s in enumerate(starts)]
-    for (a, _), (b, _) in zip(batched, single):
+    for (a, *_), (b, *_) in zip(batched, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-4)
     assert evaluator.neighbours.rebuilt < 2 * 12  # lists reused across MD steps
     assert not evaluator.neighbours.lists  # and dropped at the end

@@ -173,7 +173,9 @@ def test_a_run_names_graphene_stacks_graphite_from_the_cli(cli, tmp_path):
 
     code, stdout, stderr = cli("resume", str(out))
     assert code == 0, stderr
-    assert "first to nucleate: graphite" in stdout and "3 of them in another stacking" in stdout
+    # 3 subcells of one replica in an 8-atom cell are too little evidence for a conclusive answer
+    # (matching.rules.evidence_gaps): graphite leads, inconclusive
+    assert "graphite leads" in stdout and "3 of them in another stacking" in stdout
     report = json.loads((out / "report.json").read_text())
     assert report["prediction"]["polymorph"] == "graphite" and report["prediction"]["stacking_variants"] == 3
     assert (out / "products" / "graphite-stacking-variant.cif").is_file() and not (out / "products" / "graphite.cif").exists()

@@ -96,18 +96,18 @@ def test_an_inconclusive_answer_draws_on_the_reserve_until_it_is_conclusive():
 def test_the_reserve_stops_when_what_is_left_of_it_cannot_settle_the_answer():
     refs = known_polymorphs("NaCl")
     rocksalt = next(p for p in refs if p.name == "rocksalt").structure
-    # one rocksalt in a budget of 20 (P about 0.64): seen once in 20, it needs about 20 more valid
-    # subcells to be seen twice; the reserve of 20 can give 20, so one round of 16 is tried
-    products = {0: _frame(rocksalt, 0, -3.30)} | {i: _odd(i, -3.0 - 0.001 * i) for i in range(1, 40)}
+    # one rocksalt in a budget of 20: seen once in 20, it needs about 40 more valid subcells to be seen
+    # MIN_EVIDENCE (3) times; the reserve of 44 can give 40, so one round is tried
+    products = {0: _frame(rocksalt, 0, -3.30)} | {i: _odd(i, -3.0 - 0.001 * i) for i in range(1, 64)}
     relax = Recorder(products)
     relaxed, sampling, _ = relax_while_inconclusive(
-        _placeholders(range(20)), _placeholders(range(20, 40)), relax, refs, "lowest-energy-known",
+        _placeholders(range(20)), _placeholders(range(20, 64)), relax, refs, "lowest-energy-known",
         lambda: np.random.default_rng(0), SilentProgress(),
     )
-    # after 36 (no second rocksalt) it needs about 36 more, and only 4 are left: stop there
+    # after that round (no second rocksalt) it needs more than what is left: stop there
     assert relax.rounds == [20, 16] and len(relaxed) == 36
     assert sampling["stopped"] == "reserve cannot settle it"
-    assert [r["more_valid_needed"] for r in sampling["rounds"]] == [20, 36]
+    assert [r["more_valid_needed"] for r in sampling["rounds"]] == [40, 72]  # 20 x 3 - 20, 36 x 3 - 36
     # a reserve smaller than the first estimate is not touched at all
     relax = Recorder(products)
     relaxed, sampling, _ = relax_while_inconclusive(

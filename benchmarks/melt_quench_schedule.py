@@ -1,0 +1,88 @@
+"""Does the melt-quench follow its schedule? Per variant, the temperatures each stage reached.
+
+    python benchmarks/melt_quench_schedule.py Cu --potential emt --preset smoke
+    python benchmarks/melt_quench_schedule.py TiO2 --potential chgnet --preset quick --replicas 2
+
+Variants, on the same packed cells and MD seeds:
+  as-packed-100fs   the MD straight from the random packing, thermostat time constant 100 fs (main before
+                    the fix; its guard widened to 30x the target as it was then, so that it runs)
+  relaxed-100fs     the packed cell relaxed first, 100 fs
+  as-packed-stage   no relaxation, the time constant set by the stage (amorph.melt_quench.coupling_time_fs)
+  relaxed-stage     both: what amorph runs now
+For each: the packed and relaxed energies (eV/atom), and per stage the second half's mean against its
+target and the peak, with the share of stages off by more than 10% and the highest peak over T_high.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from amorph.composition import parse_formula
+from amorph.md.batched_md import replica_rngs, run_replicas
+from amorph.md.dynamics import Guard, MDFault, run_nvt_schedule
+from amorph.md.evaluators import make_evaluator
+from amorph.md.potentials import load_potential
+from amorph.melt_quench import coupling_time_fs, relax_packing, stage_temperatures, temperature_schedule
+from amorph.pipeline import STREAM_MD, STREAM_PACKING
+from amorph.matching.database import known_polymorphs
+from amorph.settings import preset_settings
+from amorph.start import start_structure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("formula")
+    parser.add_argument("--potential", default="chgnet")
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--replicas", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default="as-packed-100fs,relaxed-100fs,as-packed-stage,relaxed-stage")
+    args = parser.parse_args()
+    settings = preset_settings(args.formula, args.preset, potential=args.potential, seed=args.seed)
+    mq = settings.melt_quench
+    replicas = args.replicas or mq.replicas
+    potential = load_potential(args.potential, "cpu")
+    formula = parse_formula(args.formula)
+    references = known_polymorphs(args.formula)  # the built-in database: its ground state sets the volume
+    starts = [start_structure(formula, settings.packing, rng, references)[0]
+              for rng in replica_rngs(args.seed, STREAM_PACKING, replicas)]
+    print(f"{args.formula} ({potential.name}), preset {args.preset}: {len(starts[0])} atoms, {replicas} replicas, "
+          f"{mq.steps_per_stage} steps of {mq.timestep:g} fs per stage, {mq.t_high:.0f} K -> {mq.t_low:.0f} K, {mq.thermostat}")
+    for variant in args.variants.split(","):
+        relaxed, stage_tau = variant.startswith("relaxed"), variant.endswith("stage")
+        tau = coupling_time_fs(mq) if stage_tau else 100.0
+        stats, energies, faults = [], [], []
+        rngs = replica_rngs(args.seed, STREAM_MD, replicas)
+
+        def one(k: int, start, mine) -> None:  # noqa: ANN001 - run_replicas' callback
+            atoms = start.copy()
+            calc = mine.make_calculator()
+            start_fit = relax_packing(atoms, calc, mq.start_relax_steps if relaxed else 0)
+            energies.append((start_fit.packed_energy, start_fit.relaxed_energy, start_fit.steps))
+            guard = Guard() if relaxed else Guard(instant_factor=30.0)
+            try:
+                log = run_nvt_schedule(atoms, calc, temperature_schedule(mq), mq.timestep, 1.0 / tau, rngs[k], log_every=1,
+                                       kind=mq.thermostat, guard=guard)
+            except MDFault as fault:
+                faults.append(f"replica {k}: {fault}")
+                return
+            stats.extend(stage_temperatures(log, mq.steps_per_stage, replica=k))
+            faults.extend(f"replica {k}: recovered at step {f.step}: {f.cause}" for f in guard.faults)
+
+        # the pipeline's force engine (md.evaluators), one replica after another as on a CPU
+        run_replicas(starts, potential, make_evaluator(potential), one, together=False)
+        print(f"\n{variant}: time constant {tau:g} fs; start energies (eV/atom, packed -> relaxed, FIRE steps): "
+              + "; ".join(f"{a:.3f} -> {b:.3f} ({n})" for a, b, n in energies))
+        for s in stats:
+            print(f"  replica {s.replica} {s.stage:15s} target {s.target:7.0f} K  reached {s.mean:7.0f} +- {s.spread:5.0f} K "
+                  f"({100 * s.deviation:+5.0f}%)  peak {s.peak:7.0f} K{'  OFF' if s.off_target else ''}")
+        if stats:
+            peak = max(s.peak for s in stats)
+            print(f"  stages off by more than 10%: {sum(s.off_target for s in stats)}/{len(stats)}; "
+                  f"highest peak {peak:.0f} K = {peak / mq.t_high:.2f}x T_high")
+        for line in faults:
+            print(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()
