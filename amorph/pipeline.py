@@ -591,10 +591,15 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     probabilities = rule_probabilities(outcomes, [r.replica for r in valid], run.rng(STREAM_RULES))
     relax_seconds = run.timings.get("crystallize_subcells")  # known when stage 4 ran in this process
     config = run.out.read_json(files.CONFIG)
-    reach = out_of_reach(primitive_sizes(run.references()), {r.n_atoms for r in records}, *roomless_of(run))
+    edge, roomless = roomless_of(run)
+    sizes = primitive_sizes(run.references())
+    reach = out_of_reach(sizes, {r.n_atoms for r in records}, edge, roomless)
     # the database's polymorphs (not prototypes, and not ordered models of a disordered phase, whose cell is
-    # the model's choice) that no subcell could become: no answer is conclusive while one of them could not form
-    could_not_form = [p.name for p in run.references() if p.name in reach and p.origin != "prototypes" and not p.approximant]
+    # the model's choice) that no subcell could become: no answer is conclusive while one of them could not
+    # form. Each is named with the setting that would give it room, so the report says what would settle it.
+    room_from = {r.name: f"--atoms {r.atoms}" for r in roomless}
+    could_not_form = [f"{p.name} (room from {room_from.get(p.name, f'--n-max {sizes[p.name]}')})"
+                      for p in run.references() if p.name in reach and p.origin != "prototypes" and not p.approximant]
     report = build_report(
         formula=run.formula.reduced,
         rule=run.settings.rule,

@@ -205,3 +205,16 @@ def test_compare_formula_and_run(cli, tmp_path, cu_smoke_run):
     report = json.loads((run / "report.json").read_text())
     shares = {p["name"]: p["share"] for p in report["polymorphs"]}
     assert {r["name"]: r["share"] for r in rows} == {r["name"]: shares.get(r["name"], 0.0) for r in rows}
+
+
+def test_a_known_polymorph_out_of_reach_makes_the_answer_inconclusive_and_names_the_fix(cli, tmp_path):
+    """Subcells of one atom cannot become hcp (two atoms in its primitive cell): whatever the subcells
+    say, the answer is inconclusive, and the line names the setting that would give hcp room."""
+    out = tmp_path / "one-atom"
+    code, stdout, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--md-steps", "20",
+                               "--n-max", "1", "--max-subcells", "6", "--rule", "lowest-energy", "--out", str(out), "--quiet")
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["evidence"]["could_not_form"] == ["hcp (room from --n-max 2)"]
+    assert not any(p.get("conclusive") for p in report["predictions"].values())
+    assert "hcp (room from --n-max 2) could not form in this run's subcells" in stdout
