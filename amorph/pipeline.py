@@ -32,7 +32,7 @@ from amorph.errors import AmorphError
 from amorph.inputs import check_inputs
 from amorph.matching.identify import Identity, identify
 from amorph.matching.polymorph import Polymorph
-from amorph.matching.ranking import Outcome, tally
+from amorph.matching.ranking import Outcome, PolymorphTally, tally
 from amorph.matching.rules import rule_probabilities
 from amorph.matching.sources import gather
 from amorph.matching.statistics import share_intervals, unseen_chance
@@ -78,6 +78,7 @@ from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
 STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP, STREAM_RULES = 1, 2, 3, 4, 5
+UNFORMED_RELAX_STEPS = 300  # FIRE steps for a known polymorph that formed in no subcell, as `amorph compare` takes
 
 
 @dataclass
@@ -580,6 +581,24 @@ def roomless_of(run: Run) -> tuple[float, list[OutOfRoom]]:
     return room["edge"], [OutOfRoom(**r) for r in room["too_short_for"]]
 
 
+def unformed_energies(run: Run, rows: list[PolymorphTally], reach: dict[str, str]) -> dict[str, float]:
+    """Energy per atom, relaxed under the run's potential, of each database polymorph (not a prototype,
+    not an ordered model of a disordered phase) that the subcells could become and none did. An energy
+    rule's answer is only as good as the sampling: one of these lower than the answer would have been
+    named had a subcell found it (matching.rules.evidence_gaps). Relaxed as `amorph compare` relaxes
+    them (primitive cell, atoms and cell, the run's fmax); a few small cells, seconds on a CPU."""
+    formed = {r.name for r in rows if r.known and r.count > 0}
+    candidates = [p for p in run.references()
+                  if p.name not in reach and p.name not in formed and p.origin != "prototypes" and not p.approximant]
+    if not candidates:
+        return {}
+    from amorph.compare import relax_polymorphs  # the same relaxation `amorph compare` reports
+
+    relaxed = relax_polymorphs(run.formula.reduced, candidates, run.potential, run.settings.relax.fmax,
+                               UNFORMED_RELAX_STEPS, SilentProgress())
+    return {r["name"]: r["energy_per_atom"] for r in relaxed}
+
+
 def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     """Step 6: count each polymorph; the most frequent known one nucleates first."""
     records = read_records(run.out.read_rows(files.SUBCELLS_CSV), str(run.out.file(files.SUBCELLS_CSV)))
@@ -600,6 +619,7 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     room_from = {r.name: f"--atoms {r.atoms}" for r in roomless}
     could_not_form = [f"{p.name} (room from {room_from.get(p.name, f'--n-max {sizes[p.name]}')})"
                       for p in run.references() if p.name in reach and p.origin != "prototypes" and not p.approximant]
+    unformed = unformed_energies(run, rows, reach)
     report = build_report(
         formula=run.formula.reduced,
         rule=run.settings.rule,
@@ -621,6 +641,7 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         timings=run.timings,
         could_not_form=could_not_form,
         unseen=unseen_chance([t.count for t in rows]),
+        unformed=unformed,
         melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
     )
     run.out.write_json(files.REPORT, report)

@@ -23,7 +23,7 @@ subcells could not become makes every answer inconclusive (the report names it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from statistics import NormalDist
 
@@ -73,9 +73,15 @@ RULES: dict[PredictionRule, Callable[[list[PolymorphTally]], PolymorphTally | No
 ENERGY_RULES: frozenset[PredictionRule] = frozenset({"lowest-energy", "lowest-energy-known"})
 
 
-def evidence_gaps(chosen: PolymorphTally, n_replicas: int, could_not_form: Sequence[str] = ()) -> list[str]:
+def evidence_gaps(
+    chosen: PolymorphTally, n_replicas: int, could_not_form: Sequence[str] = (), unformed_below: Mapping[str, float] | None = None
+) -> list[str]:
     """Why an answer cannot be conclusive whatever its P, in words; [] when the evidence is there.
-    could_not_form: known polymorphs the run's subcells could not become (report.out_of_reach)."""
+    could_not_form: known polymorphs the run's subcells could not become (report.out_of_reach).
+    unformed_below: for an energy rule, the known polymorphs that fit the subcells and formed in none,
+    by their energy per atom relaxed under the run's potential: one lower than the answer by more than
+    ENERGY_RESOLUTION would have been named had the sampling reached it, so the answer rests on what
+    the subcells happened not to make."""
     gaps = []
     if chosen.count < MIN_EVIDENCE:
         gaps.append(f"{chosen.name} formed in {chosen.count} subcell{'s' if chosen.count != 1 else ''}, "
@@ -84,6 +90,11 @@ def evidence_gaps(chosen: PolymorphTally, n_replicas: int, could_not_form: Seque
         gaps.append(f"{chosen.name} formed in one of {n_replicas} replicas' cells only")
     if could_not_form:
         gaps.append(f"{', '.join(could_not_form)} could not form in this run's subcells")
+    for name, energy in sorted((unformed_below or {}).items(), key=lambda item: item[1]):
+        lead = chosen.lowest_energy_per_atom - energy
+        if lead > ENERGY_RESOLUTION:
+            gaps.append(f"{name} fits the subcells but formed in none, and lies {1000 * lead:.0f} meV/atom below "
+                        f"{chosen.name} under this potential")
     return gaps
 
 

@@ -6,7 +6,7 @@ in one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
@@ -35,6 +35,7 @@ def named_by(
     seconds_per_subcell: float | None = None,
     n_replicas: int = 1,
     could_not_form: Sequence[str] = (),
+    unformed: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """What one rule names (amorph.matching.rules), with its count, share, interval and energy, how often
     it names the same on bootstrap resamples (`probability`; conclusive from CONCLUSIVE up), and its lead
@@ -57,7 +58,7 @@ def named_by(
         "replicas": chosen.replicas,  # how many replicas' cells it formed in
         # energy rules: the products within the energy resolution, a tie the count decided
         "tied_with": tied_with(chosen, rows, known_only=rule == "lowest-energy-known") if rule in ENERGY_RULES else [],
-    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell, evidence_gaps(chosen, n_replicas, could_not_form))
+    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell, evidence_gaps(chosen, n_replicas, could_not_form, unformed if rule in ENERGY_RULES else None))
 
 
 def _confidence(
@@ -79,7 +80,7 @@ def _confidence(
             "energy_lead_mev_per_atom": 1000 * (runner.lowest_energy_per_atom - chosen.lowest_energy_per_atom),
         }
     if not out["conclusive"]:
-        text = f"inconclusive between {chosen.name} and {runner.name if runner else 'nothing else'}"
+        text = f"inconclusive between {chosen.name} and {runner.name}" if runner else f"inconclusive: {chosen.name}"
         if gaps:
             text += f" ({'; '.join(gaps)})"
         extra = more_to_settle(rule, chosen, rows, probabilities)  # rows cover every valid subcell
@@ -156,12 +157,15 @@ def build_report(
     melt_quench: dict[str, Any] | None = None,
     could_not_form: Sequence[str] = (),
     unseen: float | None = None,
+    unformed: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names.
     could_not_form: the database's polymorphs the subcells could not become (every answer inconclusive);
-    unseen: the Good-Turing chance that the next subcell becomes a product not seen yet."""
+    unseen: the Good-Turing chance that the next subcell becomes a product not seen yet;
+    unformed: energies per atom, under the run's potential, of the database's polymorphs that fit the
+    subcells and formed in none (an energy rule's answer above one of them is inconclusive)."""
     def named(name: PredictionRule) -> dict[str, Any]:
-        return named_by(name, rows, formula, probabilities[name], seconds_per_subcell, replicas, could_not_form)
+        return named_by(name, rows, formula, probabilities[name], seconds_per_subcell, replicas, could_not_form, unformed)
 
     return {
         "formula": formula,
@@ -174,6 +178,8 @@ def build_report(
             "bootstrap_conclusive_at": CONCLUSIVE,
             "could_not_form": list(could_not_form),
             "unseen_product_chance": unseen,
+            # eV/atom under the run's potential, relaxed: known polymorphs that fit and formed in no subcell
+            "not_formed_energies": dict(unformed or {}),
         },
         "lowest_energy_product": lowest_energy_of(rows),
         "polymorphs": [r.to_dict() for r in rows],

@@ -218,3 +218,29 @@ def test_a_known_polymorph_out_of_reach_makes_the_answer_inconclusive_and_names_
     assert report["evidence"]["could_not_form"] == ["hcp (room from --n-max 2)"]
     assert not any(p.get("conclusive") for p in report["predictions"].values())
     assert "hcp (room from --n-max 2) could not form in this run's subcells" in stdout
+
+
+def test_an_energy_rule_is_inconclusive_when_a_lower_polymorph_fit_and_never_formed(cu_smoke_run, cli, tmp_path):
+    """The smoke run with its fcc and hcp subcells taken out (as if no subcell had found them): the
+    energy rules name bcc, which EMT puts about 30 meV/atom above both, so their answer rests on what the
+    sampling missed and is inconclusive, naming fcc and hcp; the count rule is not held to it."""
+    import shutil
+
+    src, _ = cu_smoke_run
+    out = tmp_path / "no-fcc"
+    shutil.copytree(src, out)
+    subcells = pd.read_csv(out / "subcells.csv")
+    missed = subcells["match"].isin(["fcc", "hcp"])
+    subcells.loc[missed, ["valid", "known_polymorph", "reason", "match"]] = [False, False, "failed", ""]
+    subcells.to_csv(out / "subcells.csv", index=False)
+    for name in ("report.json", "polymorphs.csv", "report.html"):
+        (out / name).unlink()
+    code, _, stderr = cli("resume", str(out), "--quiet")
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["evidence"]["not_formed_energies"]) == {"fcc", "hcp"}
+    named = report["predictions"]["lowest-energy-known"]
+    assert named["polymorph"] == "bcc" and named["conclusive"] is False
+    gaps = " ".join(named["evidence_gaps"])
+    assert "fcc fits the subcells but formed in none" in gaps and "hcp fits the subcells but formed in none" in gaps
+    assert not any("formed in none" in gap for gap in report["predictions"]["most-frequent"]["evidence_gaps"])

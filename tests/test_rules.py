@@ -400,3 +400,13 @@ def test_good_turing_unseen_chance_is_the_share_of_one_off_products():
 
     assert unseen_chance([10, 5, 1, 1, 1]) == 3 / 18
     assert unseen_chance([4, 4]) == 0.0 and unseen_chance([]) is None
+
+
+def test_a_lower_polymorph_that_fit_and_never_formed_is_an_evidence_gap_beyond_the_resolution():
+    from amorph.matching.rules import ENERGY_RESOLUTION, evidence_gaps
+
+    named = PolymorphTally("c11b", True, "MoSi2", "I4/mmm", 139, 9, 9 / 240, -7.00, -6.99, 0, replicas=3)
+    assert evidence_gaps(named, 4, unformed_below={"c40": -7.00 - 2 * ENERGY_RESOLUTION})[0].startswith(
+        "c40 fits the subcells but formed in none, and lies 20 meV/atom below c11b")
+    assert evidence_gaps(named, 4, unformed_below={"c40": -7.00 - ENERGY_RESOLUTION / 2}) == []  # a tie: no gap
+    assert evidence_gaps(named, 4, unformed_below={"c40": -6.90}) == []  # above the answer
