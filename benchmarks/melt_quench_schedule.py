@@ -18,15 +18,37 @@ from __future__ import annotations
 import argparse
 
 from amorph.composition import parse_formula
+from amorph.matching.database import known_polymorphs
 from amorph.md.batched_md import replica_rngs, run_replicas
 from amorph.md.dynamics import Guard, MDFault, run_nvt_schedule
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import coupling_time_fs, relax_packing, stage_temperatures, temperature_schedule
 from amorph.pipeline import STREAM_MD, STREAM_PACKING
-from amorph.matching.database import known_polymorphs
 from amorph.settings import preset_settings
 from amorph.start import start_structure
+
+
+def replica_runner(mq, relaxed: bool, tau: float, rngs, stats: list, energies: list, faults: list):  # noqa: ANN001
+    """One variant's callback for run_replicas: it appends each replica's stage temperatures, start
+    energies and faults to the lists given (a factory, so that each variant's callback keeps its own)."""
+
+    def one(k: int, start, mine) -> None:  # noqa: ANN001 - run_replicas' callback
+        atoms = start.copy()
+        calc = mine.make_calculator()
+        start_fit = relax_packing(atoms, calc, mq.start_relax_steps if relaxed else 0)
+        energies.append((start_fit.packed_energy, start_fit.relaxed_energy, start_fit.steps))
+        guard = Guard() if relaxed else Guard(instant_factor=30.0)
+        try:
+            log = run_nvt_schedule(atoms, calc, temperature_schedule(mq), mq.timestep, 1.0 / tau, rngs[k], log_every=1,
+                                   kind=mq.thermostat, guard=guard)
+        except MDFault as fault:
+            faults.append(f"replica {k}: {fault}")
+            return
+        stats.extend(stage_temperatures(log, mq.steps_per_stage, replica=k))
+        faults.extend(f"replica {k}: recovered at step {f.step}: {f.cause}" for f in guard.faults)
+
+    return one
 
 
 def main() -> None:
@@ -54,20 +76,7 @@ def main() -> None:
         stats, energies, faults = [], [], []
         rngs = replica_rngs(args.seed, STREAM_MD, replicas)
 
-        def one(k: int, start, mine) -> None:  # noqa: ANN001 - run_replicas' callback
-            atoms = start.copy()
-            calc = mine.make_calculator()
-            start_fit = relax_packing(atoms, calc, mq.start_relax_steps if relaxed else 0)
-            energies.append((start_fit.packed_energy, start_fit.relaxed_energy, start_fit.steps))
-            guard = Guard() if relaxed else Guard(instant_factor=30.0)
-            try:
-                log = run_nvt_schedule(atoms, calc, temperature_schedule(mq), mq.timestep, 1.0 / tau, rngs[k], log_every=1,
-                                       kind=mq.thermostat, guard=guard)
-            except MDFault as fault:
-                faults.append(f"replica {k}: {fault}")
-                return
-            stats.extend(stage_temperatures(log, mq.steps_per_stage, replica=k))
-            faults.extend(f"replica {k}: recovered at step {f.step}: {f.cause}" for f in guard.faults)
+        one = replica_runner(mq, relaxed, tau, rngs, stats, energies, faults)
 
         # the pipeline's force engine (md.evaluators), one replica after another as on a CPU
         run_replicas(starts, potential, make_evaluator(potential), one, together=False)

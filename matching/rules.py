@@ -29,7 +29,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from amorph.matching.ranking import Outcome, PolymorphTally, lowest_energy_product, predicted_polymorph, tally, tally_order
+from amorph.matching.ranking import Outcome, PolymorphTally, predicted_polymorph, tally, tally_order
 from amorph.matching.statistics import N_BOOTSTRAP, resamples
 from amorph.settings import PredictionRule
 

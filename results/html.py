@@ -34,7 +34,8 @@ p.prediction { font-size: 1.15em; background: #eef5ff; padding: 0.6em 0.9em; bor
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.off td { background: #fff1dc; font-weight: bold; } tr.unknown td { color: #666; } tr.failed td { background: #fbe3e3; } tr.differs td { background: #fff1dc; }
+tr.off td { background: #fff1dc; font-weight: bold; } tr.unknown td { color: #666; }
+tr.failed td { background: #fbe3e3; } tr.differs td { background: #fff1dc; }
 img { max-width: 100%; } figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figure.product { width: 15em; text-align: center; font-size: 0.85em; }
 details { margin: 0.5em 0; } code { font-size: 0.9em; }

@@ -58,7 +58,8 @@ def named_by(
         "replicas": chosen.replicas,  # how many replicas' cells it formed in
         # energy rules: the products within the energy resolution, a tie the count decided
         "tied_with": tied_with(chosen, rows, known_only=rule == "lowest-energy-known") if rule in ENERGY_RULES else [],
-    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell, evidence_gaps(chosen, n_replicas, could_not_form, unformed if rule in ENERGY_RULES else None))
+    } | _confidence(rule, chosen, rows, probabilities or {}, seconds_per_subcell,
+                    evidence_gaps(chosen, n_replicas, could_not_form, unformed if rule in ENERGY_RULES else None))
 
 
 def _confidence(
