@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.composition import parse_formula
@@ -21,6 +22,7 @@ from amorph.md.potentials import LoadedPotential, load_potential
 from amorph.progress import ProgressSink, SilentProgress
 from amorph.references import collect
 from amorph.results import rundir as files
+from amorph.results.report import similarity_section
 from amorph.results.rundir import RunDir
 from amorph.settings import DEFAULT_DATABASES
 from amorph.threads import one_blas_thread
@@ -54,40 +56,57 @@ def relax_polymorphs(
     formula: str, polymorphs: list[Polymorph], potential: LoadedPotential, fmax: float, max_steps: int, progress: ProgressSink
 ) -> list[dict[str, Any]]:
     """Relax each polymorph's primitive cell (atoms and cell) with the potential; rows sorted by energy."""
+    return relaxed_polymorphs(formula, polymorphs, potential, fmax, max_steps, progress)[0]
+
+
+def relaxed_polymorphs(
+    formula: str, polymorphs: list[Polymorph], potential: LoadedPotential, fmax: float, max_steps: int, progress: ProgressSink
+) -> tuple[list[dict[str, Any]], dict[str, Atoms]]:
+    """relax_polymorphs' rows, and each polymorph's relaxed cell by name."""
     progress.start(f"Relaxing {len(polymorphs)} polymorphs of {formula}", len(polymorphs))
     starts = [AseAtomsAdaptor().get_atoms(pm.structure.get_primitive_structure()) for pm in polymorphs]
     results = relax_many(starts, make_evaluator(potential), fmax, max_steps, on_done=lambda _i, _r: progress.advance())
-    rows = []
-    for pm, atoms, result in zip(polymorphs, starts, results):
-        rows.append(
-            {
-                "name": pm.name,
-                "mineral": pm.mineral,
-                "spacegroup_symbol": pm.spacegroup_symbol,
-                "spacegroup_number": pm.spacegroup_number,
-                "ground_state": pm.ground_state,
-                "origin": pm.origin,
-                "source": pm.source,
-                "n_atoms": len(atoms),
-                "energy_per_atom": result.final_energy / len(atoms),
-                "converged": result.converged,
-                "volume_per_atom": result.atoms.get_volume() / len(atoms),
-            }
-        )
+    rows = [polymorph_row(pm, len(atoms), result.final_energy / len(atoms), result.converged, result.atoms.get_volume() / len(atoms))
+            for pm, atoms, result in zip(polymorphs, starts, results)]
     progress.finish()
+    return by_energy(rows), {pm.name: result.atoms for pm, result in zip(polymorphs, results)}
+
+
+def polymorph_row(pm: Polymorph, n_atoms: int, energy_per_atom: float, converged: bool, volume_per_atom: float) -> dict[str, Any]:
+    """One polymorph's line of compare.csv."""
+    return {
+        "name": pm.name,
+        "mineral": pm.mineral,
+        "spacegroup_symbol": pm.spacegroup_symbol,
+        "spacegroup_number": pm.spacegroup_number,
+        "ground_state": pm.ground_state,
+        "origin": pm.origin,
+        "source": pm.source,
+        "n_atoms": n_atoms,
+        "energy_per_atom": energy_per_atom,
+        "converged": converged,
+        "volume_per_atom": volume_per_atom,
+    }
+
+
+def by_energy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows sorted by energy per atom, each with its energy above the lowest."""
     lowest = min(r["energy_per_atom"] for r in rows)
     for r in rows:
         r["energy_above_lowest"] = r["energy_per_atom"] - lowest
     return sorted(rows, key=lambda r: r["energy_per_atom"])
 
 
-def compare_run(run_dir: Path, device: str = "auto", progress: ProgressSink | None = None) -> tuple[list[dict[str, Any]], str]:
+def compare_run(
+    run_dir: Path, device: str = "auto", progress: ProgressSink | None = None
+) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
     """A finished run's polymorph shares beside the energies of the references it was matched against,
-    relaxed with the run's own potential."""
+    relaxed with the run's own potential; and how close its amorphous solid is to each (report.json's
+    `similarity` section: the run's similarity.json, or measured now for a run made before it existed)."""
     progress = progress or SilentProgress()
     one_blas_thread()
     run = RunDir(run_dir)
-    needed = (files.CONFIG, files.POLYMORPHS_CSV, files.KNOWN_POLYMORPHS)
+    needed = (files.CONFIG, files.POLYMORPHS_CSV, files.KNOWN_POLYMORPHS, files.AMORPHOUS_XYZ)
     if not all(run.has(name) for name in needed):
         raise AmorphError(f"{run_dir} is not a finished amorph run (needs {', '.join(needed)})")
     config = run.read_json(files.CONFIG)
@@ -95,9 +114,18 @@ def compare_run(run_dir: Path, device: str = "auto", progress: ProgressSink | No
     if not polymorphs:
         raise AmorphError(f"{run_dir}: the run had no known polymorphs to compare")
     potential = load_potential(config["potential"]["used"], device)
-    rows = relax_polymorphs(config["formula"], polymorphs, potential, config["settings"]["relax"]["fmax"], 300, progress)
+    fmax = config["settings"]["relax"]["fmax"]
+    if run.has(files.SIMILARITY):  # the polymorphs relaxed by the run itself, as below
+        closeness = run.read_json(files.SIMILARITY)
+    else:  # a run made before the similarity stage
+        from amorph.closeness import compare_with_amorphous  # dscribe's start-up, only when needed
+
+        closeness = compare_with_amorphous(config["formula"], run.read_atoms(files.AMORPHOUS_XYZ), polymorphs, potential, fmax, progress)[0]
+    known = {p["name"]: p for p in closeness["polymorphs"]}
+    rows = by_energy([polymorph_row(pm, known[pm.name]["n_atoms"], known[pm.name]["energy_per_atom"], known[pm.name]["converged"],
+                                    known[pm.name]["volume_per_atom"]) for pm in polymorphs])
     table = run.read_csv(files.POLYMORPHS_CSV)
     shares = {r.name: (int(r.count), float(r.share)) for r in table.itertuples()}
     for r in rows:
         r["count"], r["share"] = shares.get(r["name"], (0, 0.0))
-    return rows, potential.name
+    return rows, potential.name, similarity_section(closeness, shares)

@@ -60,7 +60,7 @@ from amorph.results import provenance
 from amorph.results import rundir as files
 from amorph.results.checkpoint import CHECKPOINT, RelaxCheckpoint
 from amorph.results.lock import RunLock
-from amorph.results.report import build_report, out_of_reach
+from amorph.results.report import build_report, out_of_reach, similarity_predictions, similarity_rows
 from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
 from amorph.results.subcells import SubcellRecord, read_records
@@ -77,8 +77,7 @@ from amorph.start import OutOfRoom, check_room, out_of_room, reference_volume, s
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
-STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP, STREAM_RULES = 1, 2, 3, 4, 5
-UNFORMED_RELAX_STEPS = 300  # FIRE steps for a known polymorph that formed in no subcell, as `amorph compare` takes
+STREAM_PACKING, STREAM_MD, STREAM_SUBCELLS, STREAM_BOOTSTRAP, STREAM_RULES, STREAM_SIMILARITY = 1, 2, 3, 4, 5, 6
 
 
 @dataclass
@@ -184,7 +183,7 @@ def _stages(run: Run, progress: ProgressSink) -> dict[str, Any]:
     for note in [*run.potential.notes, *run.notes]:
         progress.note(note)
     stages = [collect_references, build_start_structure, run_melt_quench, cut_subcells, crystallize_subcells,
-              identify_products, rank_polymorphs, draw_report]
+              identify_products, compare_with_polymorphs, rank_polymorphs, draw_report]
     assert [stage.__name__ for stage in stages] == list(files.STAGE_FILES)
     for stage in stages:
         output = files.STAGE_FILES[stage.__name__][0]  # its presence says the stage is done
@@ -581,22 +580,43 @@ def roomless_of(run: Run) -> tuple[float, list[OutOfRoom]]:
     return room["edge"], [OutOfRoom(**r) for r in room["too_short_for"]]
 
 
-def unformed_energies(run: Run, rows: list[PolymorphTally], reach: dict[str, str]) -> dict[str, float]:
-    """Energy per atom, relaxed under the run's potential, of each database polymorph (not a prototype,
-    not an ordered model of a disordered phase) that the subcells could become and none did. An energy
-    rule's answer is only as good as the sampling: one of these lower than the answer would have been
-    named had a subcell found it (matching.rules.evidence_gaps). Relaxed as `amorph compare` relaxes
-    them (primitive cell, atoms and cell, the run's fmax); a few small cells, seconds on a CPU."""
+def unformed_energies(run: Run, rows: list[PolymorphTally], reach: dict[str, str], relaxed: dict[str, float]) -> dict[str, float]:
+    """Energy per atom, relaxed under the run's potential (`relaxed`, from similarity.json), of each
+    database polymorph (not a prototype, not an ordered model of a disordered phase) that the subcells
+    could become and none did. An energy rule's answer is only as good as the sampling: one of these
+    lower than the answer would have been named had a subcell found it (matching.rules.evidence_gaps)."""
     formed = {r.name for r in rows if r.known and r.count > 0}
-    candidates = [p for p in run.references()
-                  if p.name not in reach and p.name not in formed and p.origin != "prototypes" and not p.approximant]
-    if not candidates:
-        return {}
-    from amorph.compare import relax_polymorphs  # the same relaxation `amorph compare` reports
+    return {p.name: relaxed[p.name] for p in run.references()
+            if p.name not in reach and p.name not in formed and p.origin != "prototypes" and not p.approximant and p.name in relaxed}
 
-    relaxed = relax_polymorphs(run.formula.reduced, candidates, run.potential, run.settings.relax.fmax,
-                               UNFORMED_RELAX_STEPS, SilentProgress())
-    return {r["name"]: r["energy_per_atom"] for r in relaxed}
+
+def compare_with_polymorphs(run: Run, progress: ProgressSink) -> None:
+    """Between steps 5 and 6: how close each replica's amorphous cell is to each known polymorph, and
+    where each polymorph lies against the amorphous solid's energy (amorph.closeness)."""
+    from amorph.closeness import compare_with_amorphous  # dscribe's start-up, only when the stage runs
+
+    cells = run.out.read_atoms(files.AMORPHOUS_XYZ)
+    content, amorphous, crystals = compare_with_amorphous(run.formula.reduced, cells, run.references(), run.potential,
+                                                          run.settings.relax.fmax, progress)
+    unconverged = sum(not a.info["converged"] for a in amorphous)
+    if unconverged:
+        progress.note(f"amorphous limit: {unconverged} of {len(amorphous)} amorphous cells not converged in "
+                      f"{content['amorphous']['relax_steps_cap']} steps; their energy is an upper bound")
+    run.out.write_atoms(files.AMORPHOUS_RELAXED, amorphous, "extxyz")
+    run.out.write_atoms(files.POLYMORPHS_RELAXED, crystals, "extxyz")
+    run.out.write_json(files.SIMILARITY, content)
+
+
+def with_similarity(table: pd.DataFrame, closeness: dict[str, Any]) -> pd.DataFrame:
+    """polymorphs.csv: each product's row, a known polymorph's with its similarity to the amorphous solid and
+    its energy against it (similarity.csv has every known polymorph, formed or not)."""
+    if table.empty:  # no valid subcell: no product rows
+        return table
+    known = {p["name"]: p for p in closeness["polymorphs"]}
+    for column, key in (("similarity", "similarity"), ("similarity_se", "similarity_se"),
+                        ("energy_above_amorphous_mev_per_atom", "energy_above_amorphous_mev_per_atom")):
+        table[column] = [known[name][key] if is_known and name in known else None for name, is_known in zip(table["name"], table["known"])]
+    return table
 
 
 def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
@@ -606,7 +626,6 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     outcomes = outcomes_of(valid, run.references())
     intervals = share_intervals([r.match for r in valid], [r.replica for r in valid], run.rng(STREAM_BOOTSTRAP))
     rows = [replace(t, share_ci_low=intervals[t.name][0], share_ci_high=intervals[t.name][1]) for t in tally(outcomes)]
-    run.out.write_csv(files.POLYMORPHS_CSV, pd.DataFrame([t.to_dict() for t in rows]))
     probabilities = rule_probabilities(outcomes, [r.replica for r in valid], run.rng(STREAM_RULES))
     relax_seconds = run.timings.get("crystallize_subcells")  # known when stage 4 ran in this process
     config = run.out.read_json(files.CONFIG)
@@ -619,7 +638,11 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     room_from = {r.name: f"--atoms {r.atoms}" for r in roomless}
     could_not_form = [f"{p.name} (room from {room_from.get(p.name, f'--n-max {sizes[p.name]}')})"
                       for p in run.references() if p.name in reach and p.origin != "prototypes" and not p.approximant]
-    unformed = unformed_energies(run, rows, reach)
+    closeness = run.out.read_json(files.SIMILARITY)
+    run.out.write_csv(files.POLYMORPHS_CSV, with_similarity(pd.DataFrame([t.to_dict() for t in rows]), closeness))
+    unformed = unformed_energies(run, rows, reach, {p["name"]: p["energy_per_atom"] for p in closeness["polymorphs"]})
+    structural = similarity_predictions(closeness, rows, outcomes, run.settings.melt_quench.replicas, run.references(),
+                                        run.rng(STREAM_SIMILARITY))
     report = build_report(
         formula=run.formula.reduced,
         rule=run.settings.rule,
@@ -643,7 +666,10 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         unseen=unseen_chance([t.count for t in rows]),
         unformed=unformed,
         melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
+        similarity=closeness,
+        similarity_predictions=structural,
     )
+    run.out.write_csv(files.SIMILARITY_CSV, pd.DataFrame(similarity_rows(report)))
     run.out.write_json(files.REPORT, report)
 
 

@@ -209,7 +209,7 @@ def _ground_state_columns(out: Path, device: str, predicted: str | None) -> dict
     from amorph.results.rundir import COMPARE_JSON, RunDir
 
     try:
-        rows, used = compare_run(out, device)
+        rows, used, _ = compare_run(out, device)
     except AmorphError:
         return {"ground_state": None, "differs": None}
     RunDir(out).write_json(COMPARE_JSON, {"target": str(out), "potential": used, "polymorphs": rows})

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from amorph.matching.rules import RULES
+from amorph.results.report import REPORTED_RULES
 from amorph.settings import DEFAULT_RULE
 
 WALL_TIMES = "wall_times.json"
@@ -154,13 +155,13 @@ def main() -> None:
     base.mkdir(parents=True, exist_ok=True)
     walls_file = base / WALL_TIMES
     walls: dict[str, float] = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
-    rules = [*RULES, "ground-state"]
+    rules = [*REPORTED_RULES, "ground-state"]
     hits = {rule: 0 for rule in rules}
-    conclusive = {rule: [0, 0] for rule in RULES}  # [conclusive answers, of them right] on high rows
+    conclusive = {rule: [0, 0] for rule in REPORTED_RULES}  # [conclusive answers, of them right] on high rows
     # the same, split by whether the row's first polymorph is the ground state (metastable-first: True)
     split_runs = {True: 0, False: 0}
     split_hits = {first: {rule: 0 for rule in rules} for first in (True, False)}
-    split_conclusive = {rule: [0, 0] for rule in RULES}  # on metastable-first high rows
+    split_conclusive = {rule: [0, 0] for rule in REPORTED_RULES}  # on metastable-first high rows
     high_runs, formed = 0, [0, 0]  # high runs where the expected polymorph formed, and of them right by --rule
     print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} {'seen':>4s} " + " ".join(f"{r:36s}" for r in rules) + "   wall")
     for row in rows:
@@ -185,7 +186,7 @@ def main() -> None:
                 for rule in rules:
                     hits[rule] += right[rule]
                     split_hits[row.metastable_first][rule] += right[rule]
-                for rule in RULES:
+                for rule in REPORTED_RULES:
                     if (answers.get(rule) or {}).get("conclusive"):
                         conclusive[rule][0] += 1
                         conclusive[rule][1] += right[rule]

@@ -216,7 +216,7 @@ _RUNNING: list[tuple[Path, str]] = []  # the folder being written and how to go 
 
 def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, restart: bool, quiet: bool, as_json: bool) -> None:
     """Run (or continue) a prediction and print it: progress on stderr, tables and answer on stdout."""
-    from amorph.cli.render import RichProgress, polymorph_table, rules_table, stderr, stdout
+    from amorph.cli.render import RichProgress, polymorph_table, rules_table, similarity_notes, similarity_table, stderr, stdout
     from amorph.pipeline import execute, prepare
     from amorph.results.report import melt_quench_text, prediction_line
 
@@ -239,6 +239,10 @@ def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, res
     if not quiet:
         stdout.print(polymorph_table(report))
         stdout.print(rules_table(report))
+        if (closeness := similarity_table(report)) is not None:
+            stdout.print(closeness)
+            for line in similarity_notes(report):
+                stdout.print(line, highlight=False)
         if text := melt_quench_text(report):
             stdout.print(text, style="bold yellow" if report["melt_quench"].get("warnings") else None, highlight=False)
         stdout.print(f"results in {run_dir}")
@@ -282,18 +286,24 @@ def compare(
 
     import pandas as pd
 
-    from amorph.cli.render import RichProgress, compare_table, stdout
+    from amorph.cli.render import RichProgress, compare_table, similarity_notes, similarity_table, stdout
     from amorph.compare import compare_run, polymorph_energies
 
+    closeness = None
     with RichProgress() as progress:
         if as_run:
-            rows, used = compare_run(Path(target), device, progress)
+            rows, used, closeness = compare_run(Path(target), device, progress)
         else:
             rows, used = polymorph_energies(target, potential, device, fmax=fmax, progress=progress, sources=sources)
     dest.create()
     dest.write_csv(files.COMPARE_CSV, pd.DataFrame(rows))
-    dest.write_json(files.COMPARE_JSON, {"target": target, "potential": used, "polymorphs": rows})
+    dest.write_json(files.COMPARE_JSON, {"target": target, "potential": used, "polymorphs": rows}
+                    | ({"similarity": closeness} if closeness else {}))
     stdout.print(compare_table(rows, f"Known polymorphs under {used}"))
+    if closeness and (shown := similarity_table({"similarity": closeness})) is not None:
+        stdout.print(shown)
+        for line in similarity_notes({"similarity": closeness}):
+            stdout.print(line, highlight=False)
     stdout.print(f"written {dest.file(files.COMPARE_CSV)} and {files.COMPARE_JSON}")
 
 

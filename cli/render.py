@@ -17,7 +17,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from amorph.results.report import not_formed_text, share_text, stacking_note, unknown_description
+from amorph.results.report import (
+    SIMILARITY_HEADER,
+    amorphous_limit_text,
+    not_formed_text,
+    share_of,
+    share_text,
+    similarity_lines,
+    stacking_note,
+    structure_only_text,
+    unknown_description,
+)
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -112,13 +122,32 @@ def rules_table(report: dict[str, Any]) -> Table:
             continue
         name = escape(named["polymorph"]) if named["known"] else f"[dim]{escape(named['polymorph'])} (no known polymorph)[/dim]"
         name += escape(stacking_note(named))
-        row = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
+        row = share_of(named)
         probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " ?") if "probability" in named else ""
         runner = escape(named.get("runner_up", {}).get("polymorph", ""))
         table.add_row(label, name, f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", str(named["count"]), share_text(row),
                       f"{named['energy_per_atom']:.4f}", probability, runner)
     table.caption = escape(not_formed_text(report)) or None
     return table
+
+
+def similarity_table(report: dict[str, Any]) -> Table | None:
+    """Every known polymorph against the amorphous solid, closest first, with what the subcells said beside."""
+    lines = similarity_lines(report)
+    if not lines:
+        return None
+    table = Table(title="How close the amorphous solid is to each known polymorph (1: the same; mean ± standard error over replicas)")
+    for col in SIMILARITY_HEADER:
+        table.add_column(col, justify="left" if col == "polymorph" else "right")
+    for line in lines:
+        table.add_row(escape(line[0]), *line[1:])
+    table.caption = "* ambient ground state"
+    return table
+
+
+def similarity_notes(report: dict[str, Any]) -> list[str]:
+    """The lines under the similarity table: the amorphous limit, and any answer on structure alone."""
+    return [text for text in (amorphous_limit_text(report), structure_only_text(report)) if text]
 
 
 def compare_table(rows: list[dict[str, Any]], title: str) -> Table:

@@ -77,51 +77,50 @@ def melt_quench_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def partial_rdf(atoms: Atoms, a: str, b: str, r_max: float = RDF_MAX, dr: float = RDF_BIN) -> tuple[np.ndarray, np.ndarray]:
-    """g_ab(r) of a periodic cell, smeared by RDF_SMEAR.
+def partial_rdf(atoms: Atoms, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """g_ab(r) for a figure: finer bins and less smearing than the similarity takes (matching.local_structure)."""
+    from amorph.matching.local_structure import partial_rdf as rdf
 
-    Written here rather than taken from ase.geometry.rdf: that one refuses r_max beyond half the
-    cell, and a crystal's primitive cell is far smaller than the shells worth seeing. ASE's
-    neighbour list counts every periodic image, so any cell works."""
-    from ase.neighborlist import neighbor_list
-
-    width = RDF_SMEAR / dr  # in bins
-    reach = int(4 * width)  # the histogram runs this many bins past r_max, so the smearing has data there
-    n_bins = int(round(r_max / dr))
-    edges = np.arange(n_bins + reach + 1) * dr
-    r = 0.5 * (edges[1:] + edges[:-1])
-    symbols = np.array(atoms.get_chemical_symbols())
-    n_a, n_b = int(np.sum(symbols == a)), int(np.sum(symbols == b))
-    if n_a == 0 or n_b == 0:
-        return r[:n_bins], np.zeros(n_bins)
-    i, j, d = neighbor_list("ijd", atoms, float(edges[-1]))
-    pairs = d[(symbols[i] == a) & (symbols[j] == b)]  # ordered pairs: for a = b each pair twice, as N_a^2 counts it
-    counts, _ = np.histogram(pairs, bins=edges)
-    shell = 4.0 * math.pi * r**2 * dr
-    g = counts / (n_a * n_b / atoms.get_volume()) / shell
-    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / width) ** 2)
-    return r[:n_bins], np.convolve(g, kernel / kernel.sum(), mode="same")[:n_bins]
+    return rdf(atoms, a, b, RDF_MAX, RDF_BIN, RDF_SMEAR)
 
 
 def rdf_figure(amorphous: Sequence[Atoms], crystals: dict[str, Atoms], path: Path) -> Path:
-    """One panel per element pair: the amorphous cell(s) (averaged over replicas) and each crystal."""
+    """One panel per element pair: the amorphous cell(s) (averaged over replicas) and each crystal; a last
+    panel with the mean coordination numbers of each, over the similarity's bond criterion."""
+    from amorph.matching.local_structure import BOND_FACTOR, bond_length, local_structure
+
     elements = sorted({s for atoms in amorphous for s in atoms.get_chemical_symbols()})
     pairs = [(a, b) for k, a in enumerate(elements) for b in elements[k:]]
-    columns = min(3, len(pairs))
-    rows = math.ceil(len(pairs) / columns)
-    fig = _figure(3.4 * columns, 2.8 * rows)
+    panels = len(pairs) + 1
+    columns = min(3, panels)
+    rows = math.ceil(panels / columns)
+    fig = _figure(3.6 * columns, 2.9 * rows)
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    colours = ["k"] + [f"C{k}" for k in range(len(crystals))]
     for ax, (a, b) in zip(axes, pairs):
         curves = [partial_rdf(cell, a, b) for cell in amorphous]
         r, g = curves[0][0], np.mean([curve[1] for curve in curves], axis=0)
-        ax.plot(r, g, "k", lw=1.4, label="amorphous")
-        for label, crystal in crystals.items():
-            ax.plot(r, partial_rdf(crystal, a, b)[1], lw=0.9, alpha=0.85, label=label)
+        ax.plot(r, g, colours[0], lw=1.4, label="amorphous")
+        for colour, (label, crystal) in zip(colours[1:], crystals.items()):
+            ax.plot(r, partial_rdf(crystal, a, b)[1], color=colour, lw=0.9, alpha=0.85, label=label)
+        ax.axvline(bond_length(a, b), color="0.6", lw=0.6, ls=":")
         ax.set_title(f"{a}-{b}")
-        ax.set_xlabel("r (A)")
+        ax.set_xlabel("r (Å)")
         ax.set_ylabel("g(r)")
         ax.set_xlim(0, RDF_MAX)
-    for ax in axes[len(pairs) :]:
+    species = tuple(elements)
+    ordered = [f"{a}-{b}" for a in elements for b in elements]
+    shown = {"amorphous": [local_structure(cell, species).mean_coordination for cell in amorphous]}
+    shown |= {label: [local_structure(crystal, species).mean_coordination] for label, crystal in crystals.items()}
+    ax = axes[len(pairs)]
+    width = 0.8 / len(shown)
+    for k, (colour, (label, found)) in enumerate(zip(colours, shown.items())):
+        values = [np.mean([f.get(pair, 0.0) for f in found]) for pair in ordered]
+        ax.bar(np.arange(len(ordered)) + (k - (len(shown) - 1) / 2) * width, values, width, color=colour, label=label)
+    ax.set_xticks(np.arange(len(ordered)), ordered, fontsize="small", rotation=30)
+    ax.set_ylabel("neighbours b of each a")
+    ax.set_title(f"mean coordination a-b\n(bond < {BOND_FACTOR:g}× covalent radii)", fontsize="small")
+    for ax in axes[panels:]:
         ax.set_visible(False)
     axes[0].legend(fontsize="small")
     return _save(fig, path)

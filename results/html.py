@@ -21,11 +21,25 @@ from typing import Any
 
 from amorph.results import figures
 from amorph.results import rundir as files
-from amorph.results.report import melt_quench_text, not_formed_text, prediction_line, share_text, stacking_note, unknown_description
+from amorph.results.report import (
+    SIMILARITY_HEADER,
+    amorphous_limit_text,
+    melt_quench_text,
+    not_formed_text,
+    prediction_line,
+    share_of,
+    share_text,
+    similarity_lines,
+    stacking_note,
+    structure_only_text,
+    unknown_description,
+)
 from amorph.results.rundir import RunDir
 from amorph.settings import flat_settings
 
 MOST_PRODUCT_IMAGES = 24  # products drawn in the gallery (figures.chosen_products, then by count); all CIFs are linked
+
+CLOSEST_DRAWN = 2  # polymorphs drawn beside the amorphous solid in the RDF figure, closest first
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
@@ -117,11 +131,26 @@ def _rules_table(report: dict[str, Any]) -> str:
         if named.get("polymorph") is None:
             rows.append([label, named.get("message", ""), "", "", "", "", ""])
             continue
-        share = {"share": named["share"], "share_ci_low": named["share_ci95"][0], "share_ci_high": named["share_ci95"][1]}
+        share = share_of(named)
         probability = f"{named['probability']:.2f}" + ("" if named["conclusive"] else " (inconclusive)") if "probability" in named else ""
         rows.append([label, named["polymorph"] + stacking_note(named), f"{named['spacegroup_symbol']} ({named['spacegroup_number']})", named["count"],
                      share_text(share), probability, named.get("runner_up", {}).get("polymorph", "")])
     return table(["rule", "names", "space group", "count", "share [95% CI]", "P(named)", "runner-up"], rows)
+
+
+def _similarity_section(report: dict[str, Any]) -> str:
+    """Every known polymorph against the amorphous solid, closest first, the subcells' count beside."""
+    lines = similarity_lines(report)
+    if not lines:
+        return ""
+    unreachable = ["unknown" if "unreachable" in line[7] else "" for line in lines]
+    return ("<h2>How close the amorphous solid is to each polymorph</h2>"
+            "<p>Similarity 1 means the same structure: the mean of five comparisons of each replica's relaxed amorphous cell "
+            "with the polymorph relaxed under the same potential (density, partial RDFs, coordination, bond angles, SOAP), "
+            "± its standard error over the replicas. A polymorph above the amorphous solid's energy cannot crystallize from it. "
+            "A polymorph named on structure alone, which no subcell formed, is a hypothesis, not an observed crystallization.</p>"
+            + table(SIMILARITY_HEADER, lines, unreachable) + f"<p>{escape(amorphous_limit_text(report))} · * ambient ground state</p>"
+            + (f"<p><b>{escape(hypothesis)}.</b></p>" if (hypothesis := structure_only_text(report)) else ""))
 
 
 def _melt_quench_section(report: dict[str, Any]) -> str:
@@ -180,8 +209,17 @@ def run_page(out: RunDir) -> Path:
     product_cif = out.file(files.PRODUCTS) / f"{predicted}.cif"
     if predicted is not None and predicted not in shown and product_cif.exists():  # no known polymorph: its product
         crystals[f"predicted: {predicted}"] = read(product_cif, index=0)  # type: ignore[assignment]
-    drawn.append((figures.rdf_figure(out.read_atoms(files.AMORPHOUS_XYZ), crystals, folder / figures.RDF_PNG),
-                  "partial radial distribution functions"))
+    amorphous = out.read_atoms(files.AMORPHOUS_XYZ)
+    if report.get("similarity") and out.has(files.POLYMORPHS_RELAXED):  # the relaxed cells the similarity compared
+        amorphous = out.read_atoms(files.AMORPHOUS_RELAXED)
+        relaxed = {a.info["name"]: a for a in out.read_atoms(files.POLYMORPHS_RELAXED)}
+        closest = [p["name"] for p in report["similarity"]["polymorphs"]][:CLOSEST_DRAWN]
+        crystals = {f"{'closest' if k == 0 else 'next'}: {name}": relaxed[name] for k, name in enumerate(closest)}
+        for label, name in [("predicted", predicted), ("ground state", next((p.name for p in known if p.ground_state), None))]:
+            if name is not None and name in relaxed and name not in closest:
+                crystals[f"{label}: {name}"] = relaxed[name]
+    drawn.append((figures.rdf_figure(amorphous, crystals, folder / figures.RDF_PNG),
+                  "partial radial distribution functions and coordination: the amorphous solid beside the closest polymorphs"))
     drawn.append((figures.shares_figure(report["polymorphs"], predicted, folder / figures.SHARES_PNG), "product shares"))
     drawn.append((figures.energy_share_figure(report["polymorphs"], predicted, folder / figures.ENERGY_SHARE_PNG), "energy against share"))
     images = {}
@@ -202,6 +240,7 @@ def run_page(out: RunDir) -> Path:
         "<h2>First to nucleate, by rule</h2>", _rules_table(report),
         f"<p>{escape(missing)}</p>" if (missing := not_formed_text(report)) else "",
         "<h2>What the subcells became</h2>", _products_table(report),
+        _similarity_section(report),
         _melt_quench_section(report),
         "<h2>Pictures</h2>", "".join(image(path, alt) for path, alt in drawn),
         "<h2>Product structures</h2>",

@@ -22,10 +22,18 @@ from amorph.matching.rules import (
     runner_up,
     tied_with,
 )
+from amorph.matching.similarity import SIMILARITY_RULES, bootstrap_choices, choose, from_dict
+from amorph.matching.statistics import N_BOOTSTRAP
 from amorph.settings import DEFAULT_RULE, PredictionRule
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from amorph.matching.polymorph import Polymorph
+    from amorph.matching.ranking import Outcome
     from amorph.start import OutOfRoom
+
+REPORTED_RULES: tuple[str, ...] = (*RULES, *SIMILARITY_RULES)  # every rule report.json's predictions holds
 
 def named_by(
     rule: PredictionRule,
@@ -159,6 +167,8 @@ def build_report(
     could_not_form: Sequence[str] = (),
     unseen: float | None = None,
     unformed: Mapping[str, float] | None = None,
+    similarity: dict[str, Any] | None = None,
+    similarity_predictions: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names.
     could_not_form: the database's polymorphs the subcells could not become (every answer inconclusive);
@@ -171,7 +181,7 @@ def build_report(
     return {
         "formula": formula,
         "prediction": named(rule),
-        "predictions": {name: named(name) for name in RULES},
+        "predictions": {name: named(name) for name in RULES} | dict(similarity_predictions or {}),
         "evidence": {  # what a conclusive answer needs (amorph.matching.rules)
             "energy_resolution_mev_per_atom": 1000 * ENERGY_RESOLUTION,
             "min_subcells": MIN_EVIDENCE,
@@ -195,6 +205,8 @@ def build_report(
         "reference_volume": reference_volume,
         "melt_quench": melt_quench,  # the temperatures each replica's stages reached (amorph.melt_quench); None before they were kept
         "known_polymorphs": {"sources": sources, "names": known_names, "not_formed": not_formed(known_names, rows, out_of_reach)},
+        # the amorphous solid against every known polymorph (matching.similarity); None before it was measured
+        "similarity": similarity_section(similarity, {r.name: (r.count, r.share) for r in rows if r.known}) if similarity else None,
         "timings": dict(timings),
     }
 
@@ -271,8 +283,147 @@ def unknown_description(row: dict[str, Any]) -> str:
     return text + ")"
 
 
+def share_of(named: dict[str, Any]) -> dict[str, Any]:
+    """A prediction's share in the form share_text takes (its interval where it has one)."""
+    low, high = named.get("share_ci95") or (None, None)
+    return {"share": named["share"], "share_ci_low": low, "share_ci_high": high}
+
+
+def similarity_lines(report: dict[str, Any]) -> list[list[str]]:
+    """The similarity table's rows as text, closest first: polymorph (* ground state), similarity +- se,
+    density, rdf, coordination, angles, soap, E - amorphous (meV/atom, 'unreachable' above it), subcells."""
+    lines = []
+    for p in (report.get("similarity") or {}).get("polymorphs", []):
+        c = p["components"]
+        lines.append([p["name"] + (" *" if p.get("ground_state") else ""), f"{p['similarity']:.3f}±{p['similarity_se']:.3f}",
+                      *(f"{c[k]:.2f}" for k in ("density", "rdf", "coordination", "angles", "soap")),
+                      f"{p['energy_above_amorphous_mev_per_atom']:+.0f}" + ("" if p["reachable"] else " unreachable"),
+                      f"{p['count']} ({100 * p['share']:.0f}%)"])
+    return lines
+
+
+def structure_only_text(report: dict[str, Any]) -> str:
+    """A similarity rule's answer that the subcells did not form (fewer than MIN_EVIDENCE), said in plain
+    words: it is a hypothesis from structure, not an observed crystallization. '' when there is none."""
+    lines = []
+    for rule in SIMILARITY_RULES:
+        named = report.get("predictions", {}).get(rule) or {}
+        if named.get("polymorph") and named.get("basis") == "structure only":
+            formed = f"formed in {named['count']} subcell{'s' if named['count'] != 1 else ''}" if named["count"] else "formed in no subcell"
+            lines.append(f"{rule} names {named['polymorph']} on structure alone ({formed}): a hypothesis, not an observed crystallization")
+    return "; ".join(lines)
+
+
+SIMILARITY_HEADER = ["polymorph", "similarity", "density", "RDF", "coordination", "angles", "SOAP",
+                     "E − amorphous (meV/atom)", "subcells"]
+
+
+def amorphous_limit_text(report: dict[str, Any]) -> str:
+    """'amorphous solid (relaxed, 4 replicas, 3 converged in 100 steps): -9.276 ± 0.009 eV/atom; ...' or ''."""
+    sim = report.get("similarity")
+    if not sim:
+        return ""
+    a = sim["amorphous"]
+    n = len(a["replicas"])
+    converged = sum(r["converged"] for r in a["replicas"])
+    above = [p["name"] for p in sim["polymorphs"] if not p["reachable"]]
+    return (f"amorphous solid, relaxed ({n} replica{'s' if n > 1 else ''}, {converged} converged within {a['relax_steps_cap']} steps): "
+            f"{a['energy_per_atom']:.3f} ± {a['energy_per_atom_se']:.3f} eV/atom"
+            + (f"; above it, so out of reach from this amorphous solid: {', '.join(above)}" if above else
+               "; every known polymorph lies below it"))
+
+
 def share_text(row: dict[str, Any]) -> str:
     """'66.7% [50-83]': a share with its 95% interval (share_ci_low/high), where it has one."""
     low, high = row.get("share_ci_low"), row.get("share_ci_high")
     text = f"{100 * row['share']:.1f}%"
     return text if low is None or high is None else f"{text} [{100 * low:.0f}-{100 * high:.0f}]"
+
+
+def similarity_predictions(
+    closeness: dict[str, Any], rows: list[PolymorphTally], outcomes: Sequence[Outcome], n_replicas: int,
+    references: Sequence[Polymorph], rng: np.random.Generator, n_boot: int = N_BOOTSTRAP,
+) -> dict[str, dict[str, Any]]:
+    """What each similarity rule (matching.similarity) names, as report.json's predictions hold it: P from
+    replica bootstrap resamples; conclusive only when P is at least CONCLUSIVE, the run has two replicas
+    or more (else the similarity has no uncertainty), and the polymorph formed in MIN_EVIDENCE subcells
+    of two replicas: a polymorph chosen on structure alone is a hypothesis, not an observed crystallization."""
+    table = [from_dict(p) for p in closeness["polymorphs"]]
+    scores = {p.name: p.mean for p in table}
+    by_name = {p.name: p for p in table}
+    tallies = {r.name: r for r in rows if r.known}
+    formed_by_replica = [{o.identity.label for o in outcomes if o.replica == k and o.identity.known} for k in range(n_replicas)]
+    formed = set().union(*formed_by_replica) if formed_by_replica else set()
+    groups = {p.name: p for p in references}
+    out: dict[str, dict[str, Any]] = {}
+    for rule in SIMILARITY_RULES:
+        name = choose(rule, table, scores, formed)
+        if name is None:
+            why = "no known polymorph lies below the amorphous solid's energy" if rule == "most-similar" else \
+                "no subcell formed a known polymorph below the amorphous solid's energy"
+            out[rule] = {"rule": rule, "polymorph": None, "message": why}
+            continue
+        probabilities = bootstrap_choices(rule, table, formed_by_replica, rng, n_boot)
+        entry, tally_row = by_name[name], tallies.get(name)
+        count = tally_row.count if tally_row else 0
+        replicas_formed = tally_row.replicas if tally_row else 0
+        gaps = []
+        if count < MIN_EVIDENCE:
+            gaps.append(f"{name} formed in {count} subcell{'s' if count != 1 else ''}: a hypothesis from structure, "
+                        "not an observed crystallization")
+        if n_replicas > 1 and count >= MIN_EVIDENCE and replicas_formed < 2:
+            gaps.append(f"{name} formed in one of {n_replicas} replicas' cells only")
+        if n_replicas < 2:
+            gaps.append("one replica: the similarity has no uncertainty (use --replicas 2 or more)")
+        probability = probabilities.get(name, 0.0)
+        others = [n for n in probabilities if n != name]
+        runner = others[0] if others else None
+        polymorph = groups.get(name)
+        prediction: dict[str, Any] = {
+            "rule": rule,
+            "polymorph": name,
+            "known": True,
+            "spacegroup_symbol": polymorph.spacegroup_symbol if polymorph else None,
+            "spacegroup_number": polymorph.spacegroup_number if polymorph else None,
+            "count": count,
+            "share": tally_row.share if tally_row else 0.0,
+            **({"share_ci95": [tally_row.share_ci_low, tally_row.share_ci_high]} if tally_row else {}),
+            "replicas": replicas_formed,
+            "energy_per_atom": entry.energy_per_atom,  # the polymorph relaxed under the run's potential
+            "similarity": entry.mean,
+            "similarity_se": entry.standard_error,
+            "energy_above_amorphous_mev_per_atom": 1000 * entry.energy_above_amorphous,
+            "basis": "structure and subcells" if count >= MIN_EVIDENCE else "structure only",
+            "probability": probability,
+            "conclusive": probability >= CONCLUSIVE and not gaps,
+            "evidence_gaps": gaps,
+        }
+        if runner is not None:
+            prediction["runner_up"] = {"polymorph": runner, "probability": probabilities[runner],
+                                       "similarity_lead": entry.mean - by_name[runner].mean}
+        if not prediction["conclusive"]:
+            text = f"inconclusive between {name} and {runner}" if runner else f"inconclusive: {name}"
+            prediction["message"] = text + (f" ({'; '.join(gaps)})" if gaps else "")
+        out[rule] = prediction
+    return out
+
+
+def similarity_section(closeness: dict[str, Any], formed: Mapping[str, tuple[int, float]]) -> dict[str, Any]:
+    """report.json's `similarity`: the amorphous limit, then every known polymorph, closest first, with what
+    the subcells said of it beside (`formed`: count and share by name)."""
+    return {
+        "amorphous": closeness["amorphous"],
+        "polymorphs": [p | dict(zip(("count", "share"), formed.get(p["name"], (0, 0.0)))) for p in closeness["polymorphs"]],
+        "settings": closeness["settings"],
+    }
+
+
+def similarity_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """similarity.csv: one row per known polymorph, the components as columns."""
+    rows = []
+    for p in report.get("similarity", {}).get("polymorphs", []):
+        row = {k: v for k, v in p.items() if k not in ("components", "per_replica", "mean_coordination")}
+        row |= {f"similarity_{c}": v for c, v in p["components"].items()}
+        row |= {f"coordination_{pair}": v for pair, v in p.get("mean_coordination", {}).items()}
+        rows.append(row)
+    return rows

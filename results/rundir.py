@@ -38,6 +38,10 @@ CHECKPOINT = "subcells_relaxed.partial.extxyz"  # stage 4's finished relaxations
 SUBCELLS_CSV = "subcells.csv"
 POLYMORPHS_CSV = "polymorphs.csv"
 REPORT = "report.json"
+SIMILARITY = "similarity.json"  # the amorphous solid against each known polymorph (amorph.closeness)
+SIMILARITY_CSV = "similarity.csv"
+AMORPHOUS_RELAXED = "amorphous_relaxed.extxyz"  # each replica's inherent structure
+POLYMORPHS_RELAXED = "polymorphs_relaxed.extxyz"  # each known polymorph relaxed under the run's potential
 SAMPLING = "sampling.json"
 PRODUCTS = "products"
 STACKING_VARIANT_SUFFIX = "-stacking-variant"  # products/<name>-stacking-variant.cif: a layered polymorph's other stacking
@@ -56,7 +60,8 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "cut_subcells": (SUBCELLS_INITIAL, SUBCELL_CENSUS),
     "crystallize_subcells": (SUBCELLS_RELAXED, CHECKPOINT, SAMPLING),
     "identify_products": (SUBCELLS_CSV, PRODUCTS),
-    "rank_polymorphs": (REPORT, POLYMORPHS_CSV),
+    "compare_with_polymorphs": (SIMILARITY, AMORPHOUS_RELAXED, POLYMORPHS_RELAXED),
+    "rank_polymorphs": (REPORT, POLYMORPHS_CSV, SIMILARITY_CSV),
     "draw_report": (REPORT_HTML, FIGURES),
 }
 

@@ -71,4 +71,4 @@ def test_rerun_from_the_cut_keeps_the_melt_quench_and_takes_new_settings(cu_smok
         rerun.copy_run(run, tmp_path / "other", "cut_subcells", {("subcells", "nonsense"): 1})
     with pytest.raises(SystemExit, match="read by cut_subcells, before --from crystallize_subcells"):
         rerun.copy_run(run, tmp_path / "other", "crystallize_subcells", {("subcells", "n_max"): 4})
-    assert rerun.files_from("rank_polymorphs") == ["report.json", "polymorphs.csv", "report.html", "figures", ".amorph.lock"]
+    assert rerun.files_from("rank_polymorphs") == ["report.json", "polymorphs.csv", "similarity.csv", "report.html", "figures", ".amorph.lock"]
