@@ -641,8 +641,6 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     closeness = run.out.read_json(files.SIMILARITY)
     run.out.write_csv(files.POLYMORPHS_CSV, with_similarity(pd.DataFrame([t.to_dict() for t in rows]), closeness))
     unformed = unformed_energies(run, rows, reach, {p["name"]: p["energy_per_atom"] for p in closeness["polymorphs"]})
-    structural = similarity_predictions(closeness, rows, outcomes, run.settings.melt_quench.replicas, run.references(),
-                                        run.rng(STREAM_SIMILARITY))
     report = build_report(
         formula=run.formula.reduced,
         rule=run.settings.rule,
@@ -667,8 +665,10 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         unformed=unformed,
         melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
         similarity=closeness,
-        similarity_predictions=structural,
     )
+    # the similarity rules last: a conclusive one needs the run's own rule to agree, conclusively
+    report["predictions"] |= similarity_predictions(closeness, rows, outcomes, run.settings.melt_quench.replicas, run.references(),
+                                                    run.rng(STREAM_SIMILARITY), subcell_answer=report["prediction"])
     run.out.write_csv(files.SIMILARITY_CSV, pd.DataFrame(similarity_rows(report)))
     run.out.write_json(files.REPORT, report)
 

@@ -107,8 +107,8 @@ def test_bootstrap_over_replicas_counts_how_often_the_rule_names_each():
     assert 0.6 < among["a"] < 0.75  # a formed only in replica 2, drawn in 19/27 of resamples
 
 
-def _outcome(k: int, name: str, replica: int) -> Outcome:
-    return Outcome(k, Identity(name, True, "P1", 1), -1.0, "Cu", replica)
+def _outcome(k: int, name: str, replica: int, energy: float = -1.0) -> Outcome:
+    return Outcome(k, Identity(name, True, "P1", 1), energy, "Cu", replica)
 
 
 def test_a_polymorph_named_on_structure_alone_is_a_hypothesis_not_a_conclusive_answer():
@@ -120,16 +120,22 @@ def test_a_polymorph_named_on_structure_alone_is_a_hypothesis_not_a_conclusive_a
     ]}
     outcomes = [_outcome(k, "bcc", k % 2) for k in range(10)] + [_outcome(10, "fcc", 0)]
     rows = tally(outcomes)
-    predictions = similarity_predictions(closeness, rows, outcomes, 2, [], np.random.default_rng(0), 200)
+    subcells = {"rule": "lowest-energy-known", "polymorph": "bcc", "conclusive": True}  # the run's own rule, as report.json has it
+    predictions = similarity_predictions(closeness, rows, outcomes, 2, [], np.random.default_rng(0), 200, subcells)
     structural = predictions["most-similar"]
     assert structural["polymorph"] == "fcc" and structural["probability"] == 1.0
     assert structural["basis"] == "structure only" and structural["conclusive"] is False
     assert "hypothesis from structure" in structural["message"]
+    assert "the subcells' lowest-energy-known names bcc" in structural["message"]
     assert predictions["similar-among-formed"]["polymorph"] == "fcc"  # fcc formed too, once
-    more = outcomes + [_outcome(11 + k, "fcc", k % 2) for k in range(4)]
-    settled = similarity_predictions(closeness, tally(more), more, 2, [], np.random.default_rng(0), 200)["most-similar"]
+    more = outcomes + [_outcome(11 + k, "fcc", k % 2, energy=-1.1) for k in range(4)]
+    doubtful = subcells | {"polymorph": "fcc", "conclusive": False}
+    unsure = similarity_predictions(closeness, tally(more), more, 2, [], np.random.default_rng(0), 200, doubtful)
+    assert unsure["most-similar"]["conclusive"] is False and "fcc too, inconclusively" in unsure["most-similar"]["message"]
+    subcells |= {"polymorph": "fcc"}  # now the subcells name fcc too, conclusively
+    settled = similarity_predictions(closeness, tally(more), more, 2, [], np.random.default_rng(0), 200, subcells)["most-similar"]
     assert settled["conclusive"] is True and settled["basis"] == "structure and subcells"
-    alone = similarity_predictions(closeness, tally(more), [o for o in more if o.replica == 0], 1, [], np.random.default_rng(0), 200)
+    alone = similarity_predictions(closeness, tally(more), [o for o in more if o.replica == 0], 1, [], np.random.default_rng(0), 200, subcells)
     assert alone["most-similar"]["conclusive"] is False and "one replica" in alone["most-similar"]["message"]
 
 
