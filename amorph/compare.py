@@ -62,7 +62,9 @@ def relax_polymorphs(
 def relaxed_polymorphs(
     formula: str, polymorphs: list[Polymorph], potential: LoadedPotential, fmax: float, max_steps: int, progress: ProgressSink
 ) -> tuple[list[dict[str, Any]], dict[str, Atoms]]:
-    """relax_polymorphs' rows, and each polymorph's relaxed cell by name."""
+    """relax_polymorphs' rows, and each polymorph's relaxed cell by name (none for no polymorphs)."""
+    if not polymorphs:
+        return [], {}
     progress.start(f"Relaxing {len(polymorphs)} polymorphs of {formula}", len(polymorphs))
     starts = [AseAtomsAdaptor().get_atoms(pm.structure.get_primitive_structure()) for pm in polymorphs]
     results = relax_many(starts, make_evaluator(potential), fmax, max_steps, on_done=lambda _i, _r: progress.advance())

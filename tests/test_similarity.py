@@ -165,3 +165,17 @@ def test_a_run_reports_the_similarity_of_every_known_polymorph_beside_the_subcel
     code, stdout, stderr = cli("compare", str(out))
     assert code == 0, stderr
     assert "How close the amorphous solid is" in stdout and "amorphous solid, relaxed" in stdout
+
+
+def test_with_no_known_polymorph_the_stage_still_measures_the_amorphous_solid_and_no_rule_names_one():
+    from amorph.closeness import compare_with_amorphous
+    from amorph.md.potentials import load_potential
+    from amorph.progress import SilentProgress
+
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    cell.rattle(0.1, seed=0)
+    content, amorphous, crystals = compare_with_amorphous("Cu", [cell], [], load_potential("emt", "cpu"), 0.05, SilentProgress())
+    assert content["polymorphs"] == [] and crystals == [] and len(amorphous) == 1
+    assert content["amorphous"]["energy_per_atom"] == pytest.approx(amorphous[0].info["energy_per_atom"])
+    predictions = similarity_predictions(content, [], [], 1, [], np.random.default_rng(0), 50)
+    assert all(p["polymorph"] is None for p in predictions.values())
