@@ -358,7 +358,7 @@ def similarity_predictions(
     tallies = {r.name: r for r in rows if r.known}
     formed_by_replica = [{o.identity.label for o in outcomes if o.replica == k and o.identity.known} for k in range(n_replicas)]
     formed = set().union(*formed_by_replica) if formed_by_replica else set()
-    groups = {p.name: p for p in references}
+    known = {p.name: p for p in references}
     out: dict[str, dict[str, Any]] = {}
     for rule in SIMILARITY_RULES:
         name = choose(rule, table, scores, formed)
@@ -371,23 +371,11 @@ def similarity_predictions(
         entry, tally_row = by_name[name], tallies.get(name)
         count = tally_row.count if tally_row else 0
         replicas_formed = tally_row.replicas if tally_row else 0
-        gaps = []
-        if count < MIN_EVIDENCE:
-            gaps.append(f"{name} formed in {count} subcell{'s' if count != 1 else ''}: a hypothesis from structure, "
-                        "not an observed crystallization")
-        if n_replicas > 1 and count >= MIN_EVIDENCE and replicas_formed < 2:
-            gaps.append(f"{name} formed in one of {n_replicas} replicas' cells only")
-        if n_replicas < 2:
-            gaps.append("one replica: the similarity has no uncertainty (use --replicas 2 or more)")
-        answer = subcell_answer or {}
-        if answer.get("polymorph") != name:
-            gaps.append(f"the subcells' {answer.get('rule', 'rule')} names {answer.get('polymorph') or 'nothing'}")
-        elif not answer.get("conclusive"):
-            gaps.append(f"the subcells' {answer.get('rule', 'rule')} names {name} too, inconclusively")
+        gaps = similarity_gaps(name, count, replicas_formed, n_replicas, subcell_answer or {})
         probability = probabilities.get(name, 0.0)
         others = [n for n in probabilities if n != name]
         runner = others[0] if others else None
-        polymorph = groups.get(name)
+        polymorph = known.get(name)
         prediction: dict[str, Any] = {
             "rule": rule,
             "polymorph": name,
@@ -415,6 +403,24 @@ def similarity_predictions(
             prediction["message"] = text + (f" ({'; '.join(gaps)})" if gaps else "")
         out[rule] = prediction
     return out
+
+
+def similarity_gaps(name: str, count: int, replicas_formed: int, n_replicas: int, subcell_answer: Mapping[str, Any]) -> list[str]:
+    """Why a similarity rule's answer cannot be conclusive, in words (similarity_predictions); [] when none."""
+    gaps = []
+    if count < MIN_EVIDENCE:
+        gaps.append(f"{name} formed in {count} subcell{'s' if count != 1 else ''}: a hypothesis from structure, "
+                    "not an observed crystallization")
+    if n_replicas > 1 and count >= MIN_EVIDENCE and replicas_formed < 2:
+        gaps.append(f"{name} formed in one of {n_replicas} replicas' cells only")
+    if n_replicas < 2:
+        gaps.append("one replica: the similarity has no uncertainty (use --replicas 2 or more)")
+    rule = subcell_answer.get("rule", "rule")
+    if subcell_answer.get("polymorph") != name:
+        gaps.append(f"the subcells' {rule} names {subcell_answer.get('polymorph') or 'nothing'}")
+    elif not subcell_answer.get("conclusive"):
+        gaps.append(f"the subcells' {rule} names {name} too, inconclusively")
+    return gaps
 
 
 def similarity_section(closeness: dict[str, Any], formed: Mapping[str, tuple[int, float]]) -> dict[str, Any]:
