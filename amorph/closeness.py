@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from amorph.compare import relaxed_polymorphs
+from amorph.compare import POLYMORPH_RELAX_STEPS, relaxed_polymorphs
 from amorph.matching.local_structure import BOND_FACTOR, SOAP_SETTINGS, local_structure
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.similarity import similarity_table, to_dict
@@ -31,7 +31,6 @@ from amorph.md.potentials import LoadedPotential
 from amorph.progress import ProgressSink
 
 AMORPHOUS_RELAX_STEPS = 50  # FIRE steps on each replica's amorphous cell (module docstring); 100 cost 13% of a quick CaF2 run
-POLYMORPH_RELAX_STEPS = 300  # as `amorph compare` relaxes them
 
 
 def compare_with_amorphous(

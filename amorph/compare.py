@@ -27,6 +27,7 @@ from amorph.results.rundir import RunDir
 from amorph.settings import DEFAULT_DATABASES
 from amorph.threads import one_blas_thread
 
+POLYMORPH_RELAX_STEPS = 300  # FIRE steps per known polymorph, here and in the similarity stage (amorph.closeness)
 PROTOTYPE_MAX_ATOMS = 24  # prototypes with larger primitive cells are not relaxed for a comparison
 
 
@@ -35,7 +36,7 @@ def polymorph_energies(
     potential_spec: str,
     device: str = "auto",
     fmax: float = 0.02,
-    max_steps: int = 300,
+    max_steps: int = POLYMORPH_RELAX_STEPS,
     progress: ProgressSink | None = None,
     sources: tuple[str, ...] = DEFAULT_DATABASES,
 ) -> tuple[list[dict[str, Any]], str]:
