@@ -38,25 +38,38 @@ OFF_TARGET = 0.10  # a stage whose second half is further than this from its tar
 PEAK_OVER_MELT = 1.5  # no temperature of the run should exceed this times T_high
 
 
+def stage_steps(settings: MeltQuenchSettings) -> tuple[int, int, int]:
+    """MD steps of the hot hold, the ramp and the cold hold: the ramp takes ramp_factor x a hold's."""
+    hold = settings.steps_per_stage
+    ramp = max(1, round(hold * settings.ramp_factor)) if hold else 0
+    return hold, ramp, hold
+
+
 def temperature_schedule(settings: MeltQuenchSettings) -> np.ndarray:
     """Target temperature of every MD step: hold at T_high, linear ramp to T_low, hold at T_low."""
-    n = settings.steps_per_stage
-    hold_hot = np.full(n, settings.t_high)
-    ramp = np.linspace(settings.t_high, settings.t_low, n, endpoint=False) if n else np.empty(0)
-    hold_cold = np.full(n, settings.t_low)
-    return np.concatenate([hold_hot, ramp, hold_cold])
+    hot, ramp, cold = stage_steps(settings)
+    return np.concatenate([
+        np.full(hot, settings.t_high),
+        np.linspace(settings.t_high, settings.t_low, ramp, endpoint=False),
+        np.full(cold, settings.t_low),
+    ])
 
 
 def coupling_time_fs(settings: MeltQuenchSettings) -> float:
-    """The thermostat time constant the run uses: 1/--friction, tightened to 1/STAGE_OVER_TIME_CONSTANT of a
-    stage when the stage is shorter than that many of those, and never under one time step."""
-    stage_fs = settings.steps_per_stage * settings.timestep
+    """The thermostat time constant the run uses: 1/--friction, tightened to 1/STAGE_OVER_TIME_CONSTANT of the
+    shortest stage when that is shorter than that many of those, and never under one time step."""
+    stage_fs = min(stage_steps(settings)) * settings.timestep
     return max(settings.timestep, min(1.0 / settings.friction, stage_fs / STAGE_OVER_TIME_CONSTANT))
 
 
-def stage_of_step(step: int, steps_per_stage: int) -> int:
-    """Which stage (index into STAGES) the state after `step` MD steps belongs to; step 0 is the start."""
-    return min(2, max(0, step - 1) // max(1, steps_per_stage))
+def stage_of_step(step: int, steps: Sequence[int]) -> int:
+    """Which stage (index into STAGES) the state after `step` MD steps belongs to, given each stage's
+    steps (stage_steps); step 0 is the start."""
+    done = max(0, step - 1)
+    for index, end in enumerate(np.cumsum(steps)):
+        if done < end:
+            return index
+    return len(STAGES) - 1
 
 
 @dataclass(frozen=True)
@@ -113,9 +126,9 @@ def melt_quench(
             kind=settings.thermostat,
         )
     except MDFault as fault:
-        stage = STAGES[stage_of_step(fault.step, settings.steps_per_stage)]
+        stage = STAGES[stage_of_step(fault.step, stage_steps(settings))]
         raise AmorphError(
-            f"melt-quench failed at step {fault.step} of {3 * settings.steps_per_stage} ({stage}): {fault.cause}, "
+            f"melt-quench failed at step {fault.step} of {sum(stage_steps(settings))} ({stage}): {fault.cause}, "
             f"still after halving the {settings.timestep:g} fs time step {MAX_HALVINGS} times"
         ) from None
     atoms.calc = None
@@ -145,12 +158,13 @@ class StageTemperature:
         return asdict(self) | {"deviation": round(self.deviation, 4)}
 
 
-def stage_temperatures(log: Sequence[MDLogRow], steps_per_stage: int, replica: int = 0) -> list[StageTemperature]:
-    """Per stage: the target and the reached mean, spread and peak (see StageTemperature)."""
+def stage_temperatures(log: Sequence[MDLogRow], steps: Sequence[int], replica: int = 0) -> list[StageTemperature]:
+    """Per stage (`steps`: each stage's MD steps, stage_steps): the target and the reached mean, spread
+    and peak (see StageTemperature)."""
     rows = [r for r in log if r.step > 0]
     out = []
     for index, name in enumerate(STAGES):
-        mine = [r for r in rows if stage_of_step(r.step, steps_per_stage) == index]
+        mine = [r for r in rows if stage_of_step(r.step, steps) == index]
         if not mine:
             continue
         half = mine[len(mine) // 2 :]

@@ -51,6 +51,7 @@ from amorph.melt_quench import (
     melt_quench,
     schedule_warnings,
     stage_of_step,
+    stage_steps,
     stage_temperatures,
 )
 from amorph.motifs.subcells import Subcell, extract_subcells, size_limit
@@ -302,7 +303,7 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     progress.start(
         f"Melt-quench {mq.t_high:.0f} K -> {mq.t_low:.0f} K ({len(starts[0])} atoms"
         + (f", {len(starts)} replicas)" if len(starts) > 1 else ")"),
-        3 * mq.steps_per_stage * len(starts),
+        sum(stage_steps(mq)) * len(starts),
     )
     rngs = replica_rngs(run.settings.seed, STREAM_MD, len(starts))
 
@@ -319,8 +320,8 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
     progress.finish()
     rows, frames, stages, relaxations = [], [], [], []
     for k, (amorphous, log, relaxed) in enumerate(outcomes):
-        rows += [{"replica": k, "stage": STAGES[stage_of_step(row.step, mq.steps_per_stage)]} | asdict(row) for row in log]
-        stages += stage_temperatures(log, mq.steps_per_stage, replica=k)
+        rows += [{"replica": k, "stage": STAGES[stage_of_step(row.step, stage_steps(mq))]} | asdict(row) for row in log]
+        stages += stage_temperatures(log, stage_steps(mq), replica=k)
         relaxations.append({"replica": k} | asdict(relaxed))
         amorphous.info["replica"] = k
         frames.append(amorphous)

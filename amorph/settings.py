@@ -44,11 +44,16 @@ class PackingSettings:
 
 @dataclass(frozen=True)
 class MeltQuenchSettings:
-    """Stage 2: NVT melt-quench (hold hot, linear ramp, hold cold); steps are per stage."""
+    """Stage 2: NVT melt-quench (hold hot, linear ramp, hold cold); steps are per hold."""
 
     t_high: float = 2000.0  # K
     t_low: float = 300.0  # K
-    steps_per_stage: int = 2500  # three stages: hold, ramp, hold
+    steps_per_stage: int = 2500  # each hold; the ramp takes ramp_factor times as many (the paper: equal stages)
+    # the ramp's length over a hold's. A cooling liquid runs hot of its target by about its cooling rate
+    # times the time its kinetic and potential energy take to even out (tens of fs), whatever the
+    # thermostat: a short preset slows only its ramp rather than lengthening every stage
+    # (amorph.melt_quench.stage_steps; docs/method.md, "Melt-quench")
+    ramp_factor: float = 1.0
     timestep: float = 2.0  # fs
     # thermostat coupling, 1/fs: one over its time constant (100 fs), Langevin's friction or Bussi's 1/tau; a stage
     # shorter than 100 time constants tightens it to 1/100 of the stage (amorph.melt_quench.coupling_time_fs)
@@ -156,7 +161,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # anatase and conclusive on five seeds of five (docs/accuracy.md, "Four replicas")
     "quick": {
         "packing": {"target_atoms": 48},
-        "melt_quench": {"steps_per_stage": 125, "replicas": 4},
+        # the ramp twice a hold (250 steps, 3.4 K/fs): at 125 steps (6.8 K/fs) ramps ran +3..+12% hot over
+        # 28 benchmark runs (docs/method.md, "Melt-quench")
+        "melt_quench": {"steps_per_stage": 125, "ramp_factor": 2.0, "replicas": 4},
         "subcells": {"n_max": 12, "max_subcells": 120, "more_if_inconclusive": 120},
         "relax": {"max_steps": 150},
     },
@@ -227,7 +234,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--volume-factor", "packing", "volume_factor", "Starting cell volume over the ground-state crystal's (the paper: 1.15)"),
     Flag("--t-high", "melt_quench", "t_high", "Melt temperature", "K"),
     Flag("--t-low", "melt_quench", "t_low", "Quench temperature", "K"),
-    Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps per stage (hold hot, ramp, hold cold)", rule="positive"),
+    Flag("--md-steps", "melt_quench", "steps_per_stage", "MD steps of each hold (hot, cold); the ramp takes --ramp-factor "
+         "times as many", rule="positive"),
+    Flag("--ramp-factor", "melt_quench", "ramp_factor", "The ramp's MD steps over a hold's: a slower cooling rate lets the "
+         "liquid follow its target (the paper: 1)", rule="positive"),
     Flag("--timestep", "melt_quench", "timestep", "MD time step", "fs"),
     Flag("--replicas", "melt_quench", "replicas", "Independent melt-quench runs, batched together; subcells pooled"),
     Flag("--friction", "melt_quench", "friction", "Loosest thermostat coupling, one over its time constant (Langevin friction, "

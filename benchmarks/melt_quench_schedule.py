@@ -16,6 +16,7 @@ target and the peak, with the share of stages off by more than 10% and the highe
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from amorph.composition import parse_formula
 from amorph.matching.database import known_polymorphs
@@ -23,7 +24,7 @@ from amorph.md.batched_md import replica_rngs, run_replicas
 from amorph.md.dynamics import Guard, MDFault, run_nvt_schedule
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import load_potential
-from amorph.melt_quench import coupling_time_fs, relax_packing, stage_temperatures, temperature_schedule
+from amorph.melt_quench import coupling_time_fs, relax_packing, stage_steps, stage_temperatures, temperature_schedule
 from amorph.pipeline import STREAM_MD, STREAM_PACKING
 from amorph.settings import preset_settings
 from amorph.start import start_structure
@@ -45,7 +46,7 @@ def replica_runner(mq, relaxed: bool, tau: float, rngs, stats: list, energies: l
         except MDFault as fault:
             faults.append(f"replica {k}: {fault}")
             return
-        stats.extend(stage_temperatures(log, mq.steps_per_stage, replica=k))
+        stats.extend(stage_temperatures(log, stage_steps(mq), replica=k))
         faults.extend(f"replica {k}: recovered at step {f.step}: {f.cause}" for f in guard.faults)
 
     return one
@@ -58,10 +59,11 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--replicas", type=int, default=None, help="default: the preset's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ramp-factor", type=float, default=None, help="default: the preset's")
     parser.add_argument("--variants", default="as-packed-100fs,relaxed-100fs,as-packed-stage,relaxed-stage")
     args = parser.parse_args()
     settings = preset_settings(args.formula, args.preset, potential=args.potential, seed=args.seed)
-    mq = settings.melt_quench
+    mq = settings.melt_quench if args.ramp_factor is None else replace(settings.melt_quench, ramp_factor=args.ramp_factor)
     replicas = args.replicas or mq.replicas
     potential = load_potential(args.potential, "cpu")
     formula = parse_formula(args.formula)
@@ -69,7 +71,8 @@ def main() -> None:
     starts = [start_structure(formula, settings.packing, rng, references)[0]
               for rng in replica_rngs(args.seed, STREAM_PACKING, replicas)]
     print(f"{args.formula} ({potential.name}), preset {args.preset}: {len(starts[0])} atoms, {replicas} replicas, "
-          f"{mq.steps_per_stage} steps of {mq.timestep:g} fs per stage, {mq.t_high:.0f} K -> {mq.t_low:.0f} K, {mq.thermostat}")
+          f"{'/'.join(map(str, stage_steps(mq)))} steps of {mq.timestep:g} fs (hold, ramp, hold), "
+          f"{mq.t_high:.0f} K -> {mq.t_low:.0f} K, {mq.thermostat}")
     for variant in args.variants.split(","):
         relaxed, stage_tau = variant.startswith("relaxed"), variant.endswith("stage")
         tau = coupling_time_fs(mq) if stage_tau else 100.0

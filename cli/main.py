@@ -71,6 +71,7 @@ def predict(
     t_high: Annotated[float | None, typer.Option(help=flag("--t-high").help, rich_help_panel=PANEL_MD)] = None,
     t_low: Annotated[float | None, typer.Option(help=flag("--t-low").help, rich_help_panel=PANEL_MD)] = None,
     md_steps: Annotated[int | None, typer.Option(help=flag("--md-steps").help, rich_help_panel=PANEL_MD)] = None,
+    ramp_factor: Annotated[float | None, typer.Option(help=flag("--ramp-factor").help, rich_help_panel=PANEL_MD)] = None,
     timestep: Annotated[float | None, typer.Option(help=flag("--timestep").help, rich_help_panel=PANEL_MD)] = None,
     replicas: Annotated[int | None, typer.Option(help=flag("--replicas").help, rich_help_panel=PANEL_MD)] = None,
     thermostat: Annotated[
@@ -158,7 +159,8 @@ def predict(
         settings = replace(settings, potential_check=False)
     settings = override(settings, "packing", target_atoms=atoms, volume_factor=volume_factor)
     settings = override(
-        settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, timestep=timestep, replicas=replicas,
+        settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, ramp_factor=ramp_factor,
+        timestep=timestep, replicas=replicas,
         thermostat=thermostat, friction=friction, start_relax_steps=start_relax_steps,
     )
     adaptive, budget = _budget(max_subcells)

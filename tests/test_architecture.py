@@ -55,7 +55,7 @@ def test_presets_are_changes_from_the_defaults():
     assert preset_settings("Cu", "standard") == RunSettings("Cu", preset="standard")
     quick = preset_settings("Cu", "quick")
     assert (quick.packing.target_atoms, quick.subcells.n_max, quick.relax.max_steps) == (48, 12, 150)
-    assert (quick.melt_quench.replicas, quick.melt_quench.steps_per_stage) == (4, 125)
+    assert (quick.melt_quench.replicas, quick.melt_quench.steps_per_stage, quick.melt_quench.ramp_factor) == (4, 125, 2.0)
     assert quick.relax.fmax == RunSettings("Cu").relax.fmax  # untouched fields keep the default
     assert flag("--t-high").help == "Melt temperature, K."
 

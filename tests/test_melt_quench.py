@@ -16,6 +16,24 @@ def test_schedule_holds_ramps_holds():
     assert np.all(np.diff(t[10:20]) < 0) and t[10] == 2000 and t[19] > 300
 
 
+def test_a_stretched_ramp_is_longer_than_the_holds_and_the_stages_are_read_by_their_own_lengths():
+    from amorph.melt_quench import STAGES, stage_of_step, stage_steps
+
+    settings = MeltQuenchSettings(t_high=2000, t_low=300, steps_per_stage=10, ramp_factor=2.5)
+    assert stage_steps(settings) == (10, 25, 10)
+    t = temperature_schedule(settings)
+    assert len(t) == 45 and np.all(t[:10] == 2000) and np.all(t[35:] == 300)
+    assert np.all(np.diff(t[10:35]) < 0) and t[34] > 300
+    # the state after step k belongs to the stage whose target step k followed; step 0 is the start
+    assert [STAGES[stage_of_step(k, (10, 25, 10))] for k in (0, 10, 11, 35, 36, 45)] == [
+        "hold at T_high", "hold at T_high", "ramp", "ramp", "hold at T_low", "hold at T_low"]
+    # the thermostat's time constant comes from the shortest stage: a long ramp does not loosen it
+    from amorph.melt_quench import coupling_time_fs
+
+    assert coupling_time_fs(MeltQuenchSettings(steps_per_stage=125, ramp_factor=2.0)) == 2.5
+    assert coupling_time_fs(MeltQuenchSettings(steps_per_stage=250, ramp_factor=0.5)) == 2.5
+
+
 @pytest.mark.parametrize("friction,needle", [(0.6, "at most 0.5/fs"), (0.5, None)])
 def test_friction_past_one_step_is_refused(friction, needle):
     settings = override(RunSettings("Cu"), "melt_quench", friction=friction)
@@ -62,7 +80,7 @@ def test_stage_temperatures_read_the_second_half_and_flag_a_stage_off_target():
     targets = [2000.0] + list(temperature_schedule(settings))
     # hot hold: 5000 K in its first half (a spike), on target in its second; ramp on target; cold hold 20% hot
     reached = [2000.0] + [5000.0] * 5 + [2000.0] * 5 + list(temperature_schedule(settings)[10:20]) + [360.0] * 10
-    stages = stage_temperatures(_log(reached, targets), 10, replica=1)
+    stages = stage_temperatures(_log(reached, targets), (10, 10, 10), replica=1)
     assert [s.stage for s in stages] == ["hold at T_high", "ramp", "hold at T_low"]
     hot, ramp, cold = stages
     assert (hot.mean, hot.peak, hot.off_target) == (2000.0, 5000.0, False)
@@ -97,6 +115,6 @@ def test_the_packed_cell_is_relaxed_before_the_melt_and_the_melt_follows_its_sch
     _, log, start = melt_quench(atoms, load_potential("emt", "cpu"), settings, np.random.default_rng(0))
     assert start.packed_energy > 0.8 and start.relaxed_energy < start.packed_energy - 0.5 and start.steps > 0
     assert [row.step for row in log] == list(range(1501))  # every step logged
-    stages = stage_temperatures(log, 500)
+    stages = stage_temperatures(log, (500, 500, 500))
     assert not any(s.off_target for s in stages), stages
     assert max(s.peak for s in stages) < 1.5 * settings.t_high
