@@ -214,6 +214,8 @@ def write_config(run: Run) -> None:
                 "requested": run.settings.potential,
                 "used": p.name,
                 "description": p.description,
+                "version": p.version,
+                "training_data": p.training,
                 "weights_checksum": p.checksum,
                 "device": p.device,
                 "notes": p.notes,
@@ -667,6 +669,8 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
         similarity=closeness,
     )
+    # what config.json records of the potential, so that report.json alone says which model answered
+    report["potential_details"] = {k: config["potential"].get(k) for k in ("description", "version", "training_data", "weights_checksum", "device")}
     # the similarity rules last: a conclusive one needs the run's own rule to agree, conclusively
     report["predictions"] |= similarity_predictions(closeness, rows, outcomes, run.settings.melt_quench.replicas, run.references(),
                                                     run.rng(STREAM_SIMILARITY), subcell_answer=report["prediction"])

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from amorph.cli import db as db_commands
+from amorph.cli import potentials as potentials_command
 from amorph.errors import AmorphError
 from amorph.settings import Device, Engine, PredictionRule, RunSettings, Thermostat, flag
 
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 
 app.add_typer(db_commands.app, name="db")
+app.command("potentials")(potentials_command.potentials)
 
 PANEL_MD = "Melt-quench MD"
 PANEL_SUB = "Subcells and relaxation"
@@ -59,7 +61,7 @@ def _budget(text: str | None) -> tuple[bool | None, int | None]:
 @app.command()
 def predict(
     formula: Annotated[str, typer.Argument(help="Chemical formula, e.g. TiO2.")],
-    potential: Annotated[str, typer.Option(help="auto | chgnet | emt | matgl:MODEL (name or local directory).")] = "auto",
+    potential: Annotated[str, typer.Option(help=potentials_command.HELP_POTENTIAL)] = "auto",
     device: Annotated[Device, typer.Option(help="Where the potential runs.")] = "auto",
     preset: Annotated[
         str | None, typer.Option(help="smoke | quick | standard | paper. Default: quick without a GPU, standard with one.")

@@ -255,12 +255,18 @@ def default_max_atoms(device: str) -> int:
 
 
 def make_evaluator(potential: LoadedPotential, batched: bool = True, max_atoms: int | None = None) -> BatchEvaluator:
-    """The batched evaluator for matgl and CHGNet models, with D3 batched on top when the potential has
-    it; the ASE loop for everything else (or when asked), whose calculator then includes D3 itself."""
+    """The batched evaluator for matgl, DIEP, SevenNet and CHGNet models, with D3 batched on top when the
+    potential has it; the ASE loop for everything else (or when asked), whose calculator then includes D3
+    itself."""
     limit = max_atoms or default_max_atoms(potential.device)
     inner: BatchEvaluator
-    if batched and potential.base_name.startswith("matgl:"):
+    family = potential.base_name.partition(":")[0]
+    if batched and family in ("matgl", "diep"):  # DIEP is a matgl-style PES model on the same graph format
         inner = MatglEvaluator(potential, limit)
+    elif batched and family == "sevennet":
+        from amorph.md.sevennet_batch import SevenNetEvaluator
+
+        inner = SevenNetEvaluator(potential, limit)
     elif batched and potential.base_name == "chgnet":
         inner = ChgnetEvaluator(potential, limit)
     else:

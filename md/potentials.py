@@ -1,8 +1,10 @@
 """Named interatomic potentials behind one interface: an ASE calculator plus what it covers.
 
-`--potential` takes: `emt`, `chgnet`, `matgl:MODEL` (a matgl model name or a local directory)
-and `auto` (the default matgl model when cached or downloadable, else chgnet); any of them with
-`+d3` appended gets Grimme's D3(BJ) dispersion added (md.dispersion).
+`--potential` takes: `emt`, `chgnet`, `matgl:MODEL` (a matgl model name or a local directory),
+`sevennet[:MODEL[:MODAL]]` and `diep[:DIR]` (weights shipped in their packages: md.shipped_potentials),
+`ase:MODULE:FACTORY` (any installed ASE calculator: md.ase_potential) and `auto` (the default matgl
+model when cached or downloadable, else chgnet); any of them with `+d3` appended gets Grimme's
+D3(BJ) dispersion added (md.dispersion).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class LoadedPotential:
     model: TorchModel | None = None  # the torch model, for the batched evaluators; None for EMT
     notes: list[str] = field(default_factory=list)
     dispersion: bool = False  # D3(BJ) added on top (md.dispersion): make_calculator includes it
+    version: str = ""  # the package that holds the model, with its version, e.g. "chgnet 0.4.2"
+    training: str = ""  # the level of theory of its training data, e.g. "PBE/PBE+U (MPtrj)"
+    modal: str | None = None  # a multi-fidelity model's head (SevenNet-MF), as the model names it
 
     @property
     def base_name(self) -> str:
@@ -130,6 +135,19 @@ def load_potential(spec: str, device: str = "auto") -> LoadedPotential:
         return _load_matgl(spec.removeprefix("matgl:") or DEFAULT_MATGL_MODEL, dev)
     if spec == "matgl":
         return _load_matgl(DEFAULT_MATGL_MODEL, dev)
+    family, _, rest = spec.partition(":")
+    if family == "sevennet":
+        from amorph.md.shipped_potentials import load_sevennet
+
+        return load_sevennet(rest, dev)
+    if family == "diep":
+        from amorph.md.shipped_potentials import load_diep
+
+        return load_diep(rest, dev)
+    if family == "ase":
+        from amorph.md.ase_potential import load_ase
+
+        return load_ase(rest, dev)
     return _load_auto(dev)  # check_potential_spec admits nothing else
 
 
@@ -143,6 +161,8 @@ def _load_emt() -> LoadedPotential:
         device="cpu",
         checksum="analytic",
         make_calculator=EMT,
+        version=f"ase {_version('ase')}",
+        training="none (analytic, fitted to experiment)",
     )
 
 
@@ -151,11 +171,11 @@ def _load_chgnet(device: str) -> LoadedPotential:
     from chgnet.model.dynamics import CHGNetCalculator
     from pymatgen.core import Element
 
-    with _quiet():
+    with quiet():
         model = CHGNet.load(model_name=CHGNET_VERSION, use_device=device, verbose=False)
 
     def make() -> Calculator:
-        with _quiet():
+        with quiet():
             return CHGNetCalculator(model=model, use_device=device)
 
     # CHGNet 0.3.0 was trained on MPtrj, which covers Z = 1..94.
@@ -168,7 +188,15 @@ def _load_chgnet(device: str) -> LoadedPotential:
         checksum=weights_checksum(model),
         make_calculator=make,
         model=model,
+        version=f"chgnet {_version('chgnet')}",
+        training="PBE/PBE+U with the Materials Project's corrections (MPtrj)",
     )
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(package)
 
 
 def _matgl_cached_files(name: str) -> Path | None:
@@ -211,11 +239,23 @@ def check_potential_spec(spec: str) -> None:
     """Refuse a `--potential` value that cannot name a potential, without loading anything."""
     spec = spec.strip()
     base = spec.removesuffix(D3_SUFFIX)
-    if base.startswith("matgl:"):
-        matgl_directory(base.removeprefix("matgl:") or DEFAULT_MATGL_MODEL)
-    elif base not in ("emt", "chgnet", "matgl", "auto"):
+    family, _, rest = base.partition(":")
+    if family == "matgl" and rest:
+        matgl_directory(rest)
+    elif family == "sevennet":
+        from amorph.md.shipped_potentials import parse_sevennet
+
+        parse_sevennet(rest)
+    elif family == "ase":
+        from amorph.md.ase_potential import parse_ase_spec
+
+        parse_ase_spec(rest)
+    elif family == "diep" and rest and not Path(rest).expanduser().is_dir():
+        raise AmorphError(f"DIEP model folder '{rest}' does not exist")
+    elif family not in ("sevennet", "diep", "ase") and base not in ("emt", "chgnet", "matgl", "auto"):
         raise AmorphError(
-            f"unknown potential '{spec}' (choose auto, chgnet, emt or matgl:MODEL, each optionally with {D3_SUFFIX})"
+            f"unknown potential '{spec}' (choose auto, chgnet, emt, matgl:MODEL, sevennet[:MODEL[:MODAL]], diep or "
+            f"ase:MODULE:FACTORY, each optionally with {D3_SUFFIX})"
         )
 
 
@@ -258,7 +298,7 @@ def _load_matgl(name: str, device: str) -> LoadedPotential:
                 f"matgl model '{name}' is not in the local cache and the Hugging Face hub cannot be reached "
                 "(offline?); use --potential chgnet, or a local model directory with --potential matgl:DIR"
             )
-    with _quiet():
+    with quiet():
         try:
             potential = matgl.load_model(source)
         except Exception as err:  # matgl wraps every failure in RuntimeError/ValueError
@@ -270,7 +310,7 @@ def _load_matgl(name: str, device: str) -> LoadedPotential:
         raise AmorphError(f"matgl model '{name}' does not say which elements it covers (not a PES model?)")
 
     def make() -> Calculator:
-        with _quiet():
+        with quiet():
             return PESCalculator(potential, stress_unit="eV/A3")  # matgl's default unit is GPa
 
     label = str(local.resolve()) if local is not None else name
@@ -282,6 +322,8 @@ def _load_matgl(name: str, device: str) -> LoadedPotential:
         checksum=weights_checksum(potential),
         make_calculator=make,
         model=potential,
+        version=f"matgl {matgl.__version__}",
+        training="PBE (MatPES)" if "PBE" in label else ("r2SCAN (MatPES)" if "r2SCAN" in label else "see the model's card"),
     )
 
 
@@ -300,7 +342,7 @@ def _load_auto(device: str) -> LoadedPotential:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Silence the banners model loaders print, so the terminal shows only amorph's output."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -7,7 +7,8 @@ import sys
 from datetime import UTC, datetime
 from importlib import metadata
 
-PACKAGES = ("amorph", "torch", "matgl", "chgnet", "ase", "pymatgen", "spglib", "numpy", "pandas", "typer", "rich")
+PACKAGES = ("amorph", "torch", "matgl", "chgnet", "sevenn", "diep", "torch-dftd", "dscribe", "ase", "pymatgen", "spglib", "numpy",
+            "pandas", "typer", "rich")
 
 
 def library_versions() -> dict[str, str]:
