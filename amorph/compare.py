@@ -100,6 +100,28 @@ def by_energy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["energy_per_atom"])
 
 
+def ordering_across(by_potential: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Whether several potentials put the known polymorphs in the same energy order: the lowest under
+    each, whether those agree, and the pairs of polymorphs whose order flips between two potentials.
+    Energies are compared within a potential only: their zero differs from model to model (CHGNet
+    carries the Materials Project's corrections; r2SCAN-trained models sit eV/atom lower)."""
+    lowest = {p: rows[0]["name"] for p, rows in by_potential.items() if rows}
+    order = {p: [r["name"] for r in rows] for p, rows in by_potential.items()}
+    names = [r["name"] for r in next(iter(by_potential.values()))]
+    flips = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            below = {p: ranks.index(a) < ranks.index(b) for p, ranks in order.items() if a in ranks and b in ranks}
+            if len(set(below.values())) > 1:
+                flips.append({"pair": [a, b], "lower": {p: a if first else b for p, first in below.items()}})
+    agree = len(set(lowest.values())) == 1
+    summary = ("every potential puts " + next(iter(lowest.values())) + " lowest" if agree else
+               "the potentials disagree on the lowest: " + "; ".join(f"{p}: {n}" for p, n in lowest.items()))
+    if flips:
+        summary += f"; {len(flips)} pair(s) of polymorphs change order between potentials"
+    return {"lowest": lowest, "lowest_agree": agree, "order_flips": flips, "summary": summary}
+
+
 def compare_run(
     run_dir: Path, device: str = "auto", progress: ProgressSink | None = None
 ) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:

@@ -11,6 +11,10 @@
   (`amorph resume`'s way, from their last finished stage) and tries the failed ones again.
 * A formula that fails (bad input, a melt that blows up, a potential that does not know an element)
   is a row with status "failed" and its one-line error; the others go on.
+* Several potentials (`--potential A --potential B`): every formula runs under every potential, one
+  task each, in `<out>/<formula>--<potential>`; one row per formula and potential, and the column
+  `potentials_agree` says whether the potentials name the same polymorph first (empty while one of
+  them failed or found none). A prediction resting on one potential is one opinion.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +38,9 @@ SCREEN_CSV = "screen.csv"
 SCREEN_JSON = "screen.json"
 SCREEN_ROW = "screen_row.json"  # in each formula's run folder, once it is finished
 COLUMNS = (
-    "formula", "status", "predicted", "spacegroup", "known", "share", "share_ci_low", "share_ci_high", "probability",
-    "conclusive", "stacking_variants", "ground_state", "predicted_above_ground_mev", "differs", "wall_s", "resumed", "error", "folder",
+    "formula", "potential", "status", "predicted", "spacegroup", "known", "share", "share_ci_low", "share_ci_high", "probability",
+    "conclusive", "stacking_variants", "ground_state", "predicted_above_ground_mev", "differs", "potentials_agree", "wall_s", "resumed",
+    "error", "folder",
 )  # fmt: skip
 
 
@@ -129,7 +134,8 @@ def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     out = Path(folder)
-    row: dict[str, Any] = {"formula": settings_data["formula"], "folder": folder, "resumed": False}
+    row: dict[str, Any] = {"formula": settings_data["formula"], "potential": settings_data.get("potential"), "folder": folder,
+                           "resumed": False}
     try:
         settings = RunSettings.from_dict(settings_data)
         resume = (out / CONFIG).is_file()
@@ -284,6 +290,42 @@ class ScreenResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ScreenTask:
+    """One formula under one potential: its folder name inside the screen's and its settings."""
+
+    item: ScreenItem
+    potential: str
+    folder_name: str
+
+
+def screen_tasks(items: Sequence[ScreenItem], potentials: Sequence[str]) -> list[ScreenTask]:
+    """Every formula under every potential; with one potential the folder is the formula's alone, as
+    a screen has always written it."""
+    if len(set(potentials)) < len(potentials):
+        raise AmorphError("a --potential is listed twice")
+    return [ScreenTask(item, p, item.folder_name if len(potentials) == 1 else f"{item.folder_name}--{_folder_safe(p)}")
+            for item in items for p in potentials]
+
+
+def _folder_safe(text: str) -> str:
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.+") else "_" for ch in text)
+
+
+def mark_agreement(rows: Sequence[dict[str, Any]]) -> None:
+    """Set potentials_agree on each row: True when every potential run on its formula finished and named
+    the same polymorph, False when they named different ones, None with one potential, a failure or a
+    run that named none."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(ScreenItem(row["formula"]).key, []).append(row)
+    for group in groups.values():
+        named = [r.get("predicted") for r in group if r["status"] == "done"]
+        complete = len(group) > 1 and len(named) == len(group) and all(named)
+        for row in group:
+            row["potentials_agree"] = len(set(named)) == 1 if complete else None
+
+
 def screen(
     items: Sequence[ScreenItem],
     base: RunSettings,
@@ -291,21 +333,25 @@ def screen(
     scheduler: str | None = None,
     workers: int | None = None,
     on_row: Callable[[dict[str, Any], int, int], None] | None = None,
+    potentials: Sequence[str] = (),
 ) -> ScreenResult:
-    """Run every formula as a Dask task and write screen.csv, screen.json, figures/screen.png and
-    report.html in `out`. on_row(row, finished, failed) after each formula (the progress bar)."""
+    """Run every formula (under every potential; default: base's) as a Dask task and write screen.csv,
+    screen.json, figures/screen.png and report.html in `out`. on_row(row, finished, failed) after each
+    task (the progress bar)."""
     from distributed import Client, as_completed
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    plan = screen_tasks(items, list(potentials) or [base.potential])
     rows: dict[str, dict[str, Any]] = {}
-    tasks: list[tuple[ScreenItem, dict[str, Any]]] = []
-    for item in items:
-        folder = str(out / item.folder_name)
+    tasks: list[tuple[ScreenTask, dict[str, Any]]] = []
+    for task in plan:
+        folder = str(out / task.folder_name)
         try:
-            tasks.append((item, item_settings(item, base).to_dict()))
+            tasks.append((task, item_settings(task.item, replace(base, potential=task.potential)).to_dict()))
         except AmorphError as err:  # a bad value on its line: that formula fails, the others run
-            rows[item.folder_name] = {"formula": item.formula, "folder": folder, "status": "failed", "error": str(err), "wall_s": 0.0}
+            rows[task.folder_name] = {"formula": task.item.formula, "potential": task.potential, "folder": folder, "status": "failed",
+                                      "error": str(err), "wall_s": 0.0}
     failed = len(rows)
     for row in rows.values():
         if on_row:
@@ -315,25 +361,26 @@ def screen(
         try:
             with Client(scheduler or cluster) as client:
                 futures = {  # keys unique to this screen: a shared scheduler treats equal keys as one task
-                    client.submit(run_item, data, str(out / item.folder_name), key=f"amorph-{item.folder_name}-{uuid.uuid4().hex}"): item
-                    for item, data in tasks
+                    client.submit(run_item, data, str(out / task.folder_name), key=f"amorph-{task.folder_name}-{uuid.uuid4().hex}"): task
+                    for task, data in tasks
                 }
                 for future in as_completed(futures):
-                    item = futures[future]
+                    task = futures[future]
                     try:
                         row = future.result()
                     except Exception as err:  # the worker itself died (out of memory, a crash): that formula fails
-                        row = {"formula": item.formula, "folder": str(out / item.folder_name), "status": "failed",
-                               "error": f"{type(err).__name__}: {err}".splitlines()[0], "wall_s": 0.0}
-                    rows[item.folder_name] = row
+                        row = {"formula": task.item.formula, "potential": task.potential, "folder": str(out / task.folder_name),
+                               "status": "failed", "error": f"{type(err).__name__}: {err}".splitlines()[0], "wall_s": 0.0}
+                    rows[task.folder_name] = row
                     failed += row["status"] != "done"
                     if on_row:
                         on_row(row, len(rows), failed)
         finally:
             if cluster is not None:
                 cluster.close()
-    ordered = [rows[item.folder_name] for item in items]
-    write_summary(ordered, out, base)
+    ordered = [rows[task.folder_name] for task in plan]
+    mark_agreement(ordered)
+    write_summary(ordered, out, replace(base, potential=", ".join(dict.fromkeys(t.potential for t in plan))))
     return ScreenResult(ordered, time.perf_counter() - started)
 
 
@@ -356,6 +403,7 @@ def write_summary(rows: Sequence[dict[str, Any]], out: Path, base: RunSettings) 
 def wall_summary(result: ScreenResult) -> str:
     done = sum(r["status"] == "done" for r in result.rows)
     skipped = sum(bool(r.get("skipped")) for r in result.rows)
-    text = f"{done} of {len(result.rows)} formulas done in {result.seconds:.0f} s"
+    several = len({r.get("potential") for r in result.rows}) > 1
+    text = f"{done} of {len(result.rows)} {'runs (formula x potential)' if several else 'formulas'} done in {result.seconds:.0f} s"
     return text + (f" ({skipped} finished before, taken as they were)" if skipped else "")
 

@@ -256,7 +256,11 @@ def _run_and_show(settings: RunSettings | None, run_dir: Path, resume: bool, res
 @app.command()
 def compare(
     target: Annotated[str, typer.Argument(help="A formula (e.g. TiO2) or the directory of a finished predict run.")],
-    potential: Annotated[str, typer.Option(help="Potential for a formula; a run directory uses its own.")] = "auto",
+    potential: Annotated[
+        list[str] | None,
+        typer.Option(help="Potential for a formula (a run directory uses its own); repeat it to see the energy ordering under "
+                     "each, side by side. Default: auto."),
+    ] = None,
     device: Annotated[Device, typer.Option(help="Where the potential runs.")] = "auto",
     fmax: Annotated[float, typer.Option(help=flag("--fmax").help)] = 0.02,
     out: Annotated[Path | None, typer.Option(help="Where compare.csv/json go (formula mode).")] = None,
@@ -271,10 +275,15 @@ def compare(
     from amorph.settings import DEFAULT_DATABASES
 
     flag("--fmax").check(fmax)
+    potentials = [p.strip() for p in potential or ["auto"]]
     try:
         as_run = Path(target).is_dir()
     except (OSError, ValueError):  # a name too long for a path, or with a NUL: no folder
         as_run = False
+    if as_run and potential:
+        raise AmorphError(f"{target} is a run folder: it is compared under its own potential (drop --potential)")
+    if len(set(potentials)) < len(potentials):
+        raise AmorphError("a --potential is listed twice")
     sources = tuple(db) if db else DEFAULT_DATABASES
     if as_run:
         dest = RunDir(Path(target))
@@ -282,7 +291,8 @@ def compare(
         if "/" in target or "\\" in target or target.startswith("."):  # meant as a folder, not a formula
             raise AmorphError(f"'{target}' is neither a run folder (no such directory) nor a chemical formula")
         parse_formula(target)
-        check_potential_spec(potential)
+        for spec in potentials:
+            check_potential_spec(spec)
         check_sources(sources)
         dest_path = out or _default_out(f"compare-{target.strip()}")
         RunDir.check_writable(dest_path, resume=False)
@@ -290,16 +300,29 @@ def compare(
 
     import pandas as pd
 
-    from amorph.cli.render import RichProgress, compare_table, similarity_notes, similarity_table, stdout
-    from amorph.compare import compare_run, polymorph_energies
+    from amorph.cli.render import RichProgress, compare_across_table, compare_table, similarity_notes, similarity_table, stdout
+    from amorph.compare import compare_run, ordering_across, polymorph_energies
 
     closeness = None
     with RichProgress() as progress:
         if as_run:
             rows, used, closeness = compare_run(Path(target), device, progress)
+        elif len(potentials) > 1:
+            by_potential = {}  # the name each potential was loaded as -> its rows
+            for spec in potentials:
+                found, name = polymorph_energies(target, spec, device, fmax=fmax, progress=progress, sources=sources)
+                by_potential[name] = found
         else:
-            rows, used = polymorph_energies(target, potential, device, fmax=fmax, progress=progress, sources=sources)
+            rows, used = polymorph_energies(target, potentials[0], device, fmax=fmax, progress=progress, sources=sources)
     dest.create()
+    if not as_run and len(potentials) > 1:
+        across = ordering_across(by_potential)
+        dest.write_csv(files.COMPARE_CSV, pd.DataFrame([{"potential": p} | r for p, rows in by_potential.items() for r in rows]))
+        dest.write_json(files.COMPARE_JSON, {"target": target, "potentials": list(by_potential), "by_potential": by_potential} | across)
+        stdout.print(compare_across_table(by_potential))
+        stdout.print(across["summary"], highlight=False)
+        stdout.print(f"written {dest.file(files.COMPARE_CSV)} and {files.COMPARE_JSON}")
+        return
     dest.write_csv(files.COMPARE_CSV, pd.DataFrame(rows))
     dest.write_json(files.COMPARE_JSON, {"target": target, "potential": used, "polymorphs": rows}
                     | ({"similarity": closeness} if closeness else {}))
@@ -319,7 +342,11 @@ def screen(
         typer.Option(help="A file of formulas, one per line (# comments); a first line `formula,atoms,...` makes it a CSV "
                      "whose other columns (predict's flag names) override the preset per formula."),
     ] = None,
-    potential: Annotated[str, typer.Option(help="auto | chgnet | emt | matgl:MODEL, for every formula.")] = "auto",
+    potential: Annotated[
+        list[str] | None,
+        typer.Option(help="As for predict, for every formula; repeat it to run every formula under each potential and "
+                     "see whether they agree. Default: auto."),
+    ] = None,
     device: Annotated[Device, typer.Option(help="Where the potential runs; on cuda, one worker per GPU.")] = "auto",
     preset: Annotated[str | None, typer.Option(help="As for predict: quick without a GPU, standard with one.")] = None,
     seed: Annotated[int, typer.Option(help=flag("--seed").help)] = 0,
@@ -341,15 +368,16 @@ def screen(
     from amorph.matching.sources import check_sources
     from amorph.md.potentials import check_potential_spec, resolve_device
     from amorph.results.rundir import RunDir
-    from amorph.screen import read_items
+    from amorph.screen import read_items, screen_tasks
     from amorph.settings import override, preset_settings, validate
 
     items = read_items(formulas or [], file)
+    potentials = [p.strip() for p in potential or ["auto"]]
     if workers is not None and workers < 1:
         raise AmorphError(f"--workers must be a positive number, got {workers}")
     if preset is None:
         preset = "standard" if resolve_device(device) == "cuda" else "quick"
-    base = preset_settings(items[0].formula, preset, potential=potential, device=device, seed=seed)
+    base = preset_settings(items[0].formula, preset, potential=potentials[0], device=device, seed=seed)
     if db:
         base = replace(base, databases=tuple(db))
     if rule:
@@ -361,13 +389,16 @@ def screen(
     # what every formula shares is checked once, before any cluster starts; each formula's own
     # values are checked in its task, where a bad one fails that formula alone
     validate(base)
-    check_potential_spec(base.potential)
+    for spec in potentials:
+        check_potential_spec(spec)
+    screen_tasks(items, potentials)  # refuses a potential listed twice
     check_sources(base.databases)
     RunDir.check_can_write(folder)
-    _screen_and_show(items, base, folder, scheduler, workers, quiet)
+    _screen_and_show(items, base, folder, scheduler, workers, quiet, potentials)
 
 
-def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, scheduler: str | None, workers: int | None, quiet: bool) -> None:
+def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, scheduler: str | None, workers: int | None, quiet: bool,
+                     potentials: list[str]) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -378,15 +409,16 @@ def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, schedule
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn(compact=True)]
     with Progress(*columns, console=stderr, disable=quiet) as progress:
-        task = progress.add_task(f"Screen of {len(items)}: starting the cluster", total=len(items))
+        runs = len(items) * len(potentials)
+        task = progress.add_task(f"Screen of {runs}: starting the cluster", total=runs)
 
         def on_row(row: dict[str, Any], finished: int, failed: int) -> None:
-            running = min(len(items) - finished, workers or len(items) - finished)
+            running = min(runs - finished, workers or runs - finished)
             progress.update(task, completed=finished, description=f"Screen: {finished - failed} done, {running} running, {failed} failed")
             if row["status"] != "done":
                 progress.console.print(f"[red]{escape(row['formula'])}: failed: {escape(row.get('error', ''))}[/red]", highlight=False)
 
-        result = screen(items, base, folder, scheduler, workers, on_row)
+        result = screen(items, base, folder, scheduler, workers, on_row, potentials)
     if not quiet:
         stdout.print(screen_table(result.rows))
         stdout.print(f"results in {folder} (screen.csv, screen.json, report.html)")

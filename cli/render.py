@@ -169,16 +169,42 @@ def compare_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def compare_across_table(by_potential: dict[str, list[dict[str, Any]]]) -> Table:
+    """The known polymorphs in one row each, and under each potential its energy above that potential's
+    lowest (meV/atom) with its rank: energies are compared within a potential, never across."""
+    table = Table(title="Known polymorphs: energy above the lowest under each potential (meV/atom, rank)")
+    table.add_column("polymorph")
+    table.add_column("space group")
+    for spec in by_potential:
+        table.add_column(spec, justify="right", overflow="fold")
+    first = next(iter(by_potential.values()))
+    found = {spec: {r["name"]: (k + 1, r) for k, r in enumerate(rows)} for spec, rows in by_potential.items()}
+    for r in first:
+        cells = []
+        for spec in by_potential:
+            rank, mine = found[spec].get(r["name"], (None, None))
+            cells.append("-" if mine is None else f"{1000 * mine['energy_above_lowest']:.1f} (#{rank})" + ("" if mine["converged"] else " ~"))
+        table.add_row(r["name"] + (" *" if r["ground_state"] else ""), f"{r['spacegroup_symbol']} ({r['spacegroup_number']})", *cells)
+    table.caption = "* ambient ground state (experiment); ~ relaxation not converged; rows in the first potential's order"
+    return table
+
+
 def screen_table(rows: list[dict[str, Any]]) -> Table:
-    """One line per formula of a screen: the prediction beside the ground state by energy."""
+    """One line per formula (and potential, when a screen ran several): the prediction beside the
+    ground state by energy, and whether the potentials agree."""
+    several = len({r.get("potential") for r in rows}) > 1
     table = Table(title="Screen: first to nucleate against the ground state (by energy under the potential)")
-    for col, justify in [("formula", "left"), ("first to nucleate", "left"), ("share [95% CI]", "right"), ("ground state", "left"),
-                         ("differs", "left"), ("wall (s)", "right"), ("status", "left")]:
+    columns = [("formula", "left")] + ([("potential", "left")] if several else []) + [
+        ("first to nucleate", "left"), ("share [95% CI]", "right"), ("P", "right"), ("ground state", "left"), ("differs", "left")]
+    columns += ([("potentials agree", "left")] if several else []) + [("wall (s)", "right"), ("status", "left")]
+    for col, justify in columns:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         formula = escape(r["formula"])  # the user's text, and errors quoting it, are not rich markup
+        first = [formula] + ([escape(str(r.get("potential") or ""))] if several else [])
         if r["status"] != "done":
-            table.add_row(formula, f"[red]{escape(r.get('error', ''))}[/red]", "", "", "", f"{r.get('wall_s') or 0:.0f}", "[red]failed[/red]")
+            table.add_row(*first, f"[red]{escape(r.get('error', ''))}[/red]", "", "", "", "", *([""] if several else []),
+                          f"{r.get('wall_s') or 0:.0f}", "[red]failed[/red]")
             continue
         named = escape(r["predicted"]) if r.get("predicted") else "[dim]none[/dim]"
         if r.get("stacking_variants"):
@@ -186,7 +212,10 @@ def screen_table(rows: list[dict[str, Any]]) -> Table:
         if r.get("predicted") and r.get("conclusive") is False:
             named += " ?"
         differs = {True: "yes", False: "no"}.get(r.get("differs"), "")  # type: ignore[arg-type]
+        agree = {True: "yes", False: "[bold]no[/bold]"}.get(r.get("potentials_agree"), "")  # type: ignore[arg-type]
         status = "done (earlier)" if r.get("skipped") else ("done (resumed)" if r.get("resumed") else "done")
         shown = share_text(r) if r.get("predicted") else ""
-        table.add_row(formula, named, shown, escape(r.get("ground_state") or ""), differs, f"{r.get('wall_s') or 0:.0f}", status)
+        probability = f"{r['probability']:.2f}" if isinstance(r.get("probability"), float) else ""
+        table.add_row(*first, named, shown, probability, escape(r.get("ground_state") or ""), differs, *([agree] if several else []),
+                      f"{r.get('wall_s') or 0:.0f}", status)
     return table

@@ -199,7 +199,8 @@ def screen_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.plot([value], [k], "o", color=colour)
         note = " (no energy: not a known polymorph)" if above is None and r.get("predicted") else ""
         ax.text(value, k, f"  {r.get('predicted') or 'none'} / {r.get('ground_state') or '?'}{note}", va="center", fontsize="small")
-    ax.set_yticks(y, [r["formula"] for r in rows])
+    several = len({r.get("potential") for r in rows}) > 1
+    ax.set_yticks(y, [r["formula"] + (f"\n{r.get('potential')}" if several else "") for r in rows])
     ax.axvline(0, color="k", lw=0.8)
     right = max([float(r["predicted_above_ground_mev"]) for r in rows if r.get("predicted_above_ground_mev") is not None] + [10.0])
     ax.set_xlim(-0.05 * right, 1.6 * right)

@@ -260,20 +260,28 @@ def screen_page(rows: Sequence[dict[str, Any]], folder: Path, settings: dict[str
     """screen's report.html: the one-row-per-formula picture and table, linking each formula's own page."""
     out = RunDir(folder)
     png = figures.screen_figure(rows, out.file(files.FIGURES) / figures.SCREEN_PNG)
+    several = len({r.get("potential") for r in rows}) > 1  # a screen over several potentials: one row per formula and potential
     body, classes = [], []
     for r in rows:
-        body.append([r["formula"], r.get("predicted") or "", r.get("share_text", ""), r.get("ground_state") or "",
-                     "yes" if r.get("differs") else ("no" if r["status"] == "done" else ""), r.get("wall_s", ""), r["status"], r.get("error", "")])
-        classes.append("failed" if r["status"] != "done" else ("differs" if r.get("differs") else ""))
+        agree = {True: "yes", False: "no"}.get(r.get("potentials_agree"), "")  # type: ignore[arg-type]
+        probability = ""
+        if isinstance(r.get("probability"), float):
+            probability = f"{r['probability']:.2f}" + ("" if r.get("conclusive") else " (inconclusive)")
+        body.append([r["formula"], *([r.get("potential") or ""] if several else []), r.get("predicted") or "", r.get("share_text", ""),
+                     probability, r.get("ground_state") or "", "yes" if r.get("differs") else ("no" if r["status"] == "done" else ""),
+                     *([agree] if several else []), r.get("wall_s", ""), r["status"], r.get("error", "")])
+        classes.append("failed" if r["status"] != "done" else ("differs" if r.get("differs") or r.get("potentials_agree") is False else ""))
     links = " · ".join(
-        f'<a href="{escape(Path(r["folder"]).name)}/{files.REPORT_HTML}">{escape(r["formula"])}</a>' for r in rows if r["status"] == "done"
+        f'<a href="{escape(Path(r["folder"]).name)}/{files.REPORT_HTML}">{escape(r["formula"])}'
+        + (f' ({escape(str(r.get("potential")))})' if several else "") + "</a>" for r in rows if r["status"] == "done"
     )
     done = sum(r["status"] == "done" for r in rows)
-    title = f"amorph screen: {len(rows)} formulas, {done} done"
+    title = f"amorph screen: {len(rows)} {'runs' if several else 'formulas'}, {done} done"
     sections = [
         f"<h1>{escape(title)}</h1>",
         f'<p class="prediction" id="prediction">{escape(screen_sentence(rows))}</p>',
-        table(["formula", "first to nucleate", "share [95% CI]", "ground state (energy)", "differs", "wall (s)", "status", "error"], body, classes),
+        table(["formula", *(["potential"] if several else []), "first to nucleate", "share [95% CI]", "P", "ground state (energy)", "differs",
+               *(["potentials agree"] if several else []), "wall (s)", "status", "error"], body, classes),
         image(png, "predicted against ground-state polymorph, one row per formula"),
         f"<p>Each formula's own report: {links}</p>",
         "<h2>Settings</h2>", table(["setting", "value"], sorted((k, json.dumps(v)) for k, v in settings.items())),
@@ -290,4 +298,10 @@ def screen_sentence(rows: Sequence[dict[str, Any]]) -> str:
     others = len(rows) - len(done) - len(failed)
     if others:
         text += f", {others} not finished"
-    return text + (f"; a polymorph other than the ground state first in {len(differ)} ({', '.join(differ)})" if differ else "") + "."
+    text += f"; a polymorph other than the ground state first in {len(differ)} ({', '.join(differ)})" if differ else ""
+    disagree = sorted({r["formula"] for r in rows if r.get("potentials_agree") is False})
+    agree = sorted({r["formula"] for r in rows if r.get("potentials_agree") is True})
+    if disagree or agree:
+        text += f"; the potentials agree on {len(agree)} formula(s)"
+        text += f" and disagree on {len(disagree)} ({', '.join(disagree)})" if disagree else ""
+    return text + "."

@@ -146,3 +146,30 @@ def test_potentials_lists_each_with_its_state(cli):
     for name in ("sevennet:7net-0", "sevennet:7net-mf-0:r2scan", "diep"):
         assert rows[name]["installed"] and rows[name]["offline"] and rows[name]["batched"], rows[name]
     assert "r2SCAN" in rows["sevennet:7net-mf-0:r2scan"]["training"]
+
+
+def test_compare_under_two_potentials_shows_each_ordering_side_by_side(cli, tmp_path, user_calculator_module, monkeypatch):
+    from amorph.cli import render
+
+    out = tmp_path / "cmp"
+    monkeypatch.setattr(render.stdout, "width", 200)
+    code, stdout, stderr = cli("compare", "Cu", "--potential", "emt", "--potential", f"ase:{user_calculator_module}:plain",
+                               "--out", str(out))
+    assert code == 0, stderr
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["potentials"] == ["emt", "ase:my_calcs:plain"] and saved["lowest_agree"] and not saved["order_flips"]
+    first, second = (saved["by_potential"][p] for p in saved["potentials"])
+    assert [r["name"] for r in first] == [r["name"] for r in second]  # the same forces through two routes
+    assert "every potential puts" in stdout and "ase:my_calcs:plain" in stdout
+
+
+def test_an_order_that_flips_between_potentials_is_named():
+    from amorph.compare import ordering_across
+
+    def rows(*names):
+        return [{"name": n, "energy_above_lowest": 0.01 * k} for k, n in enumerate(names)]
+
+    found = ordering_across({"chgnet": rows("anatase", "rutile", "brookite"), "diep": rows("rutile", "anatase", "brookite")})
+    assert found["lowest"] == {"chgnet": "anatase", "diep": "rutile"} and not found["lowest_agree"]
+    assert found["order_flips"] == [{"pair": ["anatase", "rutile"], "lower": {"chgnet": "anatase", "diep": "rutile"}}]
+    assert "disagree on the lowest: chgnet: anatase; diep: rutile" in found["summary"]

@@ -157,3 +157,47 @@ def test_the_summary_table_prints_any_text_as_it_is():
                                  "differs": True, "wall_s": 3.0}]))
     text = console.export_text()
     assert "'Cu[/b]' is not a chemical formula" in text and "[fcc]" in text
+
+
+def test_a_screen_over_two_potentials_gives_a_row_per_potential_and_says_whether_they_agree(cli, tmp_path, monkeypatch):
+    """EMT, and EMT again behind `ase:MODULE:FACTORY`: the same forces through two routes, so the two
+    runs must name the same polymorph; Fe fails under both (EMT has no Fe), so its agreement is unknown."""
+    (tmp_path / "user_emt.py").write_text("from ase.calculators.emt import EMT\ndef make():\n    return EMT()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the cluster's worker processes import it too
+    from amorph.cli import render
+
+    monkeypatch.setattr(render.stdout, "width", 200)  # the whole table on one line per row
+    out = tmp_path / "screen"
+    code, stdout, stderr = cli("screen", "Cu", "Fe", "--potential", "emt", "--potential", "ase:user_emt:make", "--preset", "smoke",
+                               "--workers", "2", "--out", str(out))
+    assert code == 0, stderr
+    with open(out / "screen.csv", newline="") as handle:
+        rows = {(r["formula"], r["potential"]): r for r in csv.DictReader(handle)}
+    assert set(rows) == {("Cu", "emt"), ("Cu", "ase:user_emt:make"), ("Fe", "emt"), ("Fe", "ase:user_emt:make")}
+    cu = [rows["Cu", "emt"], rows["Cu", "ase:user_emt:make"]]
+    assert [r["status"] for r in cu] == ["done", "done"] and cu[0]["predicted"] == cu[1]["predicted"]
+    assert [r["potentials_agree"] for r in cu] == ["True", "True"]
+    assert rows["Fe", "emt"]["status"] == "failed" and rows["Fe", "emt"]["potentials_agree"] == ""
+    assert (out / "Cu--emt" / "report.json").is_file() and (out / "Cu--ase_user_emt_make" / "report.json").is_file()
+    assert "potentials agree" in stdout and "ase:user_emt:make" in stdout and "2 of 4 runs (formula x potential) done" in stdout
+    page = (out / "report.html").read_text()
+    assert "the potentials agree on 1 formula(s)" in page and "ase:user_emt:make" in page
+
+
+def test_agreement_is_marked_only_where_every_potential_named_a_polymorph():
+    from amorph.screen import mark_agreement
+
+    rows = [
+        {"formula": "TiO2", "potential": "a", "status": "done", "predicted": "anatase"},
+        {"formula": "O2Ti", "potential": "b", "status": "done", "predicted": "rutile"},  # the same formula, written otherwise
+        {"formula": "ZnS", "potential": "a", "status": "done", "predicted": "zincblende"},
+        {"formula": "ZnS", "potential": "b", "status": "done", "predicted": None},
+        {"formula": "Cu", "potential": "a", "status": "done", "predicted": "fcc"},
+    ]
+    mark_agreement(rows)
+    assert [r["potentials_agree"] for r in rows] == [False, False, None, None, None]
+    with pytest.raises(AmorphError, match="listed twice"):
+        from amorph.screen import screen_tasks
+
+        screen_tasks([ScreenItem("Cu")], ["emt", "emt"])
