@@ -19,6 +19,21 @@ from typing import TYPE_CHECKING, Any
 from amorph.errors import AmorphError
 from amorph.results.lock import LOCK
 
+
+def current_umask() -> int:
+    """The process's umask, read from /proc where there is one (reading it with os.umask means setting
+    it, for a moment, for every thread of the process)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 if TYPE_CHECKING:  # pandas and ase.io are imported where used: the CLI checks --out before loading them
     import pandas as pd
     from ase import Atoms
@@ -140,6 +155,9 @@ class RunDir:
         os.close(fd)
         try:
             writer(Path(tmp))
+            # mkstemp makes the file private (0600); a result is as readable as the user's umask lets any
+            # new file be (0644 under 022), so that collaborators on a shared cluster can open it
+            os.chmod(tmp, 0o666 & ~current_umask())
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
