@@ -9,8 +9,10 @@
 * Each formula's run folder is `<out>/<formula>`; a finished one holds screen_row.json, its line of
   the summary. Running the same screen again takes those as they are, resumes the unfinished ones
   (`amorph resume`'s way, from their last finished stage) and tries the failed ones again.
-* A formula that fails (bad input, a melt that blows up, a potential that does not know an element)
-  is a row with status "failed" and its one-line error; the others go on.
+* A formula that cannot be parsed, or a line with a bad value, is refused before the cluster starts.
+  A formula that fails in its task (a melt that blows up, a potential that does not know an element)
+  is a row with status "failed" and its one-line error; the others go on, and `amorph screen` then
+  exits 1, saying how many failed.
 * Several potentials (`--potential A --potential B`): every formula runs under every potential, one
   task each, in `<out>/<formula>--<potential>`; one row per formula and potential, and the column
   `potentials_agree` says whether the potentials name the same polymorph first (empty while one of
@@ -99,6 +101,20 @@ def read_items(formulas: Sequence[str], file: Path | None) -> list[ScreenItem]:
             raise AmorphError(f"'{item.formula}' is listed twice")
         seen.add(item.key)
     return items
+
+
+def check_items(items: Sequence[ScreenItem], base: RunSettings) -> None:
+    """Refuse, naming it, a line whose formula cannot be parsed or whose values are out of range:
+    input errors are answered before a cluster starts, not found in a task minutes later."""
+    from amorph.composition import parse_formula
+
+    for item in items:
+        try:
+            parse_formula(item.formula)
+            item_settings(item, base)
+        except AmorphError as err:
+            message = str(err)
+            raise AmorphError(message if message.startswith(item.formula) else f"{item.formula}: {message}") from None
 
 
 def flag_for(column: str) -> Flag:
@@ -379,6 +395,9 @@ def screen(
             if cluster is not None:
                 cluster.close()
     ordered = [rows[task.folder_name] for task in plan]
+    for row in ordered:  # a formula that failed before its run made a folder lists none
+        if row.get("folder") and not Path(row["folder"]).is_dir():
+            row["folder"] = ""
     mark_agreement(ordered)
     write_summary(ordered, out, replace(base, potential=", ".join(dict.fromkeys(t.potential for t in plan))))
     return ScreenResult(ordered, time.perf_counter() - started)

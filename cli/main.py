@@ -368,7 +368,7 @@ def screen(
     from amorph.matching.sources import check_sources
     from amorph.md.potentials import check_potential_spec, resolve_device
     from amorph.results.rundir import RunDir
-    from amorph.screen import read_items, screen_tasks
+    from amorph.screen import check_items, read_items, screen_tasks
     from amorph.settings import override, preset_settings, validate
 
     items = read_items(formulas or [], file)
@@ -389,6 +389,7 @@ def screen(
     # what every formula shares is checked once, before any cluster starts; each formula's own
     # values are checked in its task, where a bad one fails that formula alone
     validate(base)
+    check_items(items, base)  # every formula and every value of its line, before any cluster starts
     for spec in potentials:
         check_potential_spec(spec)
     screen_tasks(items, potentials)  # refuses a potential listed twice
@@ -423,6 +424,10 @@ def _screen_and_show(items: list[Any], base: RunSettings, folder: Path, schedule
         stdout.print(screen_table(result.rows))
         stdout.print(f"results in {folder} (screen.csv, screen.json, report.html)")
     stdout.print(wall_summary(result), highlight=False)
+    failed = sum(r["status"] == "failed" for r in result.rows)
+    if failed:  # a script or a batch job must see it: exit 1 (2 is for input refused before anything ran)
+        stderr.print(f"amorph screen: {failed} of {len(result.rows)} failed (their errors are in screen.csv)", highlight=False)
+        raise SystemExit(1)
 
 
 def main() -> None:

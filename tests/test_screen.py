@@ -26,10 +26,12 @@ def test_screen_survives_a_failing_formula_and_resumes_without_redoing_anything(
     listing.write_text("formula,atoms  # the rest as the preset\n# noble metals first\nCu,\nAu,24\nFe,\n")
     out = tmp_path / "screen"
     code, stdout, stderr = cli("screen", "--file", str(listing), *FAST, "--out", str(out))
-    assert code == 0, stderr
+    assert code == 1, stderr  # a formula failed: a script or a batch job must see it
     assert "Traceback" not in stderr and "Fe: failed: potential 'emt' does not cover element(s) Fe" in stderr
+    assert stderr.strip().splitlines()[-1] == "amorph screen: 1 of 3 failed (their errors are in screen.csv)"
     rows = _rows(out)
     assert [rows[f]["status"] for f in ("Cu", "Au", "Fe")] == ["done", "done", "failed"]
+    assert rows["Fe"]["folder"] == "" or (out / "Fe").is_dir()  # no folder listed that was never made
     assert rows["Cu"]["predicted"] and rows["Cu"]["ground_state"] in ("fcc", "hcp", "bcc")
     assert rows["Cu"]["differs"] == str(rows["Cu"]["predicted"] != rows["Cu"]["ground_state"])
     assert json.loads((out / "Au" / "config.json").read_text())["settings"]["packing"]["target_atoms"] == 24
@@ -42,7 +44,7 @@ def test_screen_survives_a_failing_formula_and_resumes_without_redoing_anything(
         (out / "Au" / name).unlink()
     kept = {p: p.stat().st_mtime_ns for p in [*(out / "Cu").rglob("*"), out / "Au" / "subcells_relaxed.extxyz"] if p.is_file()}
     code, stdout, stderr = cli("screen", "--file", str(listing), *FAST, "--out", str(out), "--quiet")
-    assert code == 0, stderr
+    assert code == 1, stderr
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # nothing finished was redone
     rows = _rows(out)
     assert rows["Au"]["status"] == "done" and rows["Au"]["resumed"] == "True" and rows["Cu"]["status"] == "done"
@@ -57,6 +59,7 @@ def test_bad_screen_input_is_one_line_and_exit_2(cli, tmp_path):
         (["screen", "Cu", "Cu", *FAST], "listed twice"),
         (["screen", "Cu", "--potential", "nonsense", "--preset", "smoke"], "unknown potential"),
         (["screen", "Cu", *FAST[:-1], "0"], "--workers must be a positive number"),
+        (["screen", "Cu", "Ni", "Xq2", *FAST], "Xq2: "),  # refused before any cluster starts
     ]:
         code, _, stderr = cli(*args, "--out", str(tmp_path / "s"))
         assert code == 2 and len(stderr.strip().splitlines()) == 1 and needle in stderr, (args, stderr)
@@ -64,6 +67,10 @@ def test_bad_screen_input_is_one_line_and_exit_2(cli, tmp_path):
     bad.write_text("formula,colour\nCu,red\n")
     code, _, stderr = cli("screen", "--file", str(bad), *FAST, "--out", str(tmp_path / "s"))
     assert code == 2 and "column 'colour' is not a setting" in stderr
+    bad.write_text("formula,atoms\nCu,24\nAu,-3\n")
+    code, _, stderr = cli("screen", "--file", str(bad), *FAST, "--out", str(tmp_path / "s"))
+    assert code == 2 and stderr.strip() == "amorph: error: Au: --atoms must be a positive number, got -3", stderr
+    assert not (tmp_path / "s").exists()  # nothing was started, nothing written
 
 
 def test_file_lines_comments_and_overrides(tmp_path):
@@ -171,7 +178,7 @@ def test_a_screen_over_two_potentials_gives_a_row_per_potential_and_says_whether
     out = tmp_path / "screen"
     code, stdout, stderr = cli("screen", "Cu", "Fe", "--potential", "emt", "--potential", "ase:user_emt:make", "--preset", "smoke",
                                "--workers", "2", "--out", str(out))
-    assert code == 0, stderr
+    assert code == 1, stderr  # Fe failed under both
     with open(out / "screen.csv", newline="") as handle:
         rows = {(r["formula"], r["potential"]): r for r in csv.DictReader(handle)}
     assert set(rows) == {("Cu", "emt"), ("Cu", "ase:user_emt:make"), ("Fe", "emt"), ("Fe", "ase:user_emt:make")}
