@@ -61,6 +61,7 @@ from amorph.results import provenance
 from amorph.results import rundir as files
 from amorph.results.checkpoint import CHECKPOINT, RelaxCheckpoint
 from amorph.results.lock import RunLock
+from amorph.results.product_cif import product_cif
 from amorph.results.report import build_report, out_of_reach, similarity_predictions, similarity_rows
 from amorph.results.rundir import RunDir
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
@@ -543,8 +544,9 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
         for atoms in relaxed
     ]
     run.out.write_csv(files.SUBCELLS_CSV, pd.DataFrame([r.to_row() for r in records], columns=list(SUBCELL_COLUMNS)))
-    # one CIF per distinct product: its lowest-energy member (a layered polymorph's stacking variants apart)
-    best: dict[str, tuple[float, Atoms]] = {}
+    # one CIF per distinct product: its lowest-energy member (a layered polymorph's stacking variants
+    # apart), symmetrized to its own space group (results.product_cif)
+    best: dict[str, tuple[float, Atoms, Identity]] = {}
     for atoms in relaxed:
         label = labels.get(atoms.info["subcell_id"])
         if label is None:
@@ -552,9 +554,12 @@ def identify_products(run: Run, progress: ProgressSink) -> None:
         name = label.label + (files.STACKING_VARIANT_SUFFIX if label.stacking_variant else "")
         e = atoms.info["final_energy"] / len(atoms)
         if name not in best or e < best[name][0]:
-            best[name] = (e, atoms)
-    for name, (_, atoms) in best.items():
-        run.out.write_atoms(f"{files.PRODUCTS}/{name}.cif", atoms, "cif")
+            best[name] = (e, atoms, label)
+    for name, (_, atoms, label) in best.items():
+        matched = (f"the known polymorph {label.label} ({label.spacegroup_symbol}, {label.spacegroup_number})"
+                   + (" in another stacking of its layers" if label.stacking_variant else "") if label.known
+                   else f"no known polymorph (structure type {label.structure_type or '?'}; closest known: {label.closest_known or '?'})")
+        run.out.write_text(f"{files.PRODUCTS}/{name}.cif", product_cif(atoms, name, symmetries.get(atoms.info["subcell_id"]), matched))
 
 
 def outcomes_of(valid: list[SubcellRecord], references: list[Polymorph]) -> list[Outcome]:
@@ -622,13 +627,24 @@ def with_similarity(table: pd.DataFrame, closeness: dict[str, Any]) -> pd.DataFr
     return table
 
 
+def own_spacegroup(row: PolymorphTally, lowest: SubcellRecord) -> str:
+    """The space group of a known polymorph's lowest-energy member (the one products/ holds) where it
+    differs from the matched reference's: a product named bcc by its structure can be a distorted bcc
+    whose own symmetry, at the tolerance spglib found, is lower. Empty where they agree, and for unknowns."""
+    if not row.known or lowest.spacegroup_number == row.spacegroup_number:
+        return ""
+    return f"{lowest.spacegroup_symbol} ({lowest.spacegroup_number})"
+
+
 def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     """Step 6: count each polymorph; the most frequent known one nucleates first."""
     records = read_records(run.out.read_rows(files.SUBCELLS_CSV), str(run.out.file(files.SUBCELLS_CSV)))
     valid = [r for r in records if r.valid]
     outcomes = outcomes_of(valid, run.references())
     intervals = share_intervals([r.match for r in valid], [r.replica for r in valid], run.rng(STREAM_BOOTSTRAP))
-    rows = [replace(t, share_ci_low=intervals[t.name][0], share_ci_high=intervals[t.name][1]) for t in tally(outcomes)]
+    by_id = {r.id: r for r in valid}
+    rows = [replace(t, share_ci_low=intervals[t.name][0], share_ci_high=intervals[t.name][1],
+                    own_spacegroup=own_spacegroup(t, by_id[t.lowest_energy_subcell])) for t in tally(outcomes)]
     probabilities = rule_probabilities(outcomes, [r.replica for r in valid], run.rng(STREAM_RULES))
     relax_seconds = run.timings.get("crystallize_subcells")  # known when stage 4 ran in this process
     config = run.out.read_json(files.CONFIG)

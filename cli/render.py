@@ -24,6 +24,7 @@ from amorph.results.report import (
     share_of,
     share_text,
     similarity_lines,
+    spacegroup_text,
     stacking_note,
     structure_only_text,
     unknown_description,
@@ -96,7 +97,7 @@ def polymorph_table(report: dict[str, Any]) -> Table:
         name += escape(stacking_note(row))
         table.add_row(
             name,
-            f"{row['spacegroup_symbol']} ({row['spacegroup_number']})",
+            spacegroup_text(row),
             str(row["count"]),
             share_text(row),
             f"{row['lowest_energy_per_atom']:.4f}",

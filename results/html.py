@@ -30,6 +30,7 @@ from amorph.results.report import (
     share_of,
     share_text,
     similarity_lines,
+    spacegroup_text,
     stacking_note,
     structure_only_text,
     unknown_description,
@@ -107,7 +108,7 @@ def _products_table(report: dict[str, Any]) -> str:
 
     def line(p: dict[str, Any]) -> list[Any]:
         name = (p["name"] if p["known"] else unknown_description(p)) + stacking_note(p)
-        return [name, f"{p['spacegroup_symbol']} ({p['spacegroup_number']})", p["count"], share_text(p),
+        return [name, spacegroup_text(p), p["count"], share_text(p),
                 round(p["lowest_energy_per_atom"], 4), round(p["median_energy_per_atom"], 4)]
 
     shown: list[dict[str, Any]] = []

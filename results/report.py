@@ -271,6 +271,13 @@ def stacking_note(row: dict[str, Any]) -> str:
     return f" ({variants} of {row['count']} in another stacking)" if variants else ""
 
 
+def spacegroup_text(row: dict[str, Any]) -> str:
+    """'Im-3m (229)', or 'Im-3m (229); its best member P-1 (2)' where the product's own symmetry (what
+    products/<name>.cif holds) is lower than the reference it was matched to."""
+    text = f"{row['spacegroup_symbol']} ({row['spacegroup_number']})"
+    return text + (f"; its best member {row['own_spacegroup']}" if row.get("own_spacegroup") else "")
+
+
 def unknown_description(row: dict[str, Any]) -> str:
     """'unknown-1 (TiO2, AB2_oP12_60; nearest brookite)': never just 'unknown'."""
     parts = [row["formula"]]
