@@ -1,4 +1,5 @@
-"""How fast a mistake is answered: `amorph predict` with a wrong formula, number or path.
+"""How fast a mistake is answered (`amorph predict` with a wrong formula, number or path), and how fast
+`amorph db list` answers.
 
 The CLI checks its input before importing torch, matgl or chgnet (amorph.inputs), so a typo should be
 answered in well under the 1.5 s target on 2 cores. Each case runs the real console script in a fresh
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 TARGET_S = 1.5
+LIST_TARGET_S = 1.0  # `amorph db list`: 63 formulas' names (issue 35)
 
 
 def cases(scratch: Path) -> list[tuple[str, list[str]]]:
@@ -62,6 +64,9 @@ def main() -> None:
             ok = done.returncode == 2 and first_line.startswith("amorph: error:") and len(done.stderr.strip().splitlines()) == 1
             worst = max(worst, seconds)
             print(f"{what:12s} {seconds:5.2f} s  exit {done.returncode}  {'one line' if ok else 'NOT ONE LINE'}: {first_line[:90]}")
+        listing, done = median_wall([amorph, "db", "list"], args.repeats)
+        print(f"{'db list':12s} {listing:5.2f} s  exit {done.returncode}, {len(done.stdout.splitlines())} lines "
+              f"(target < {LIST_TARGET_S} s: {'met' if listing < LIST_TARGET_S else 'NOT met'})")
         heavy, _ = median_wall([sys.executable, "-c", "import torch, matgl, chgnet.model"], max(1, args.repeats // 2))
         print(f"importing torch, matgl and chgnet alone: {heavy:.2f} s")
         print(f"slowest mistake {worst:.2f} s, target < {TARGET_S} s: {'met' if worst < TARGET_S else 'NOT met'}; "

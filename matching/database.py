@@ -35,7 +35,7 @@ from pymatgen.symmetry.groups import SpaceGroup
 
 from amorph.matching.polymorph import Polymorph
 
-__all__ = ["Polymorph", "ground_state", "known_formulas", "known_polymorphs", "reduced_formula"]
+__all__ = ["Polymorph", "ground_state", "known_formulas", "known_polymorphs", "polymorph_names", "reduced_formula"]
 
 _LATTICE_KEYS = ("a", "b", "c", "alpha", "beta", "gamma")
 _REQUIRED_KEYS = ("name", "spacegroup", "spacegroup_number", "setting", "lattice", "sites", "source")
@@ -84,6 +84,18 @@ def known_polymorphs(formula: str) -> list[Polymorph]:
     cached per reduced formula because generating the structures costs noticeable time.
     """
     return list(_load(reduced_formula(formula)))
+
+
+def polymorph_names(formula: str) -> list[tuple[str, bool]]:
+    """(name, is the ground state) of each entry of a formula's file, read without building structures:
+    `amorph db list` lists 63 formulas, and generating their structures (pymatgen's space-group
+    objects) took 12 s of CPU where the names take milliseconds. The file is validated when its
+    polymorphs are loaded (known_polymorphs), not here."""
+    path = _data_dir().joinpath(f"{reduced_formula(formula)}.toml")
+    if not path.is_file():
+        return []
+    entries = tomllib.loads(path.read_text(encoding="utf-8")).get("polymorph", [])
+    return [(str(e.get("name", "<unnamed>")), bool(e.get("ground_state", False))) for e in entries]
 
 
 def ground_state(formula: str) -> Polymorph | None:

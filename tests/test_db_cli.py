@@ -73,3 +73,12 @@ def test_compare_uses_the_same_sources(cli, tmp_path):
     assert code == 0, stderr
     table = pd.read_csv(io.StringIO((out / "compare.csv").read_text()))
     assert set(table["name"]) == {"user-fcc", "user-hcp"}
+
+
+def test_the_listing_names_what_loading_builds():
+    """`db list` reads names without building structures; they must be the entries known_polymorphs builds."""
+    from amorph.matching.database import known_polymorphs, polymorph_names
+
+    for formula in ("TiO2", "O2Ti", "Cu", "SiO2", "TiSi2"):
+        assert polymorph_names(formula) == [(p.name, p.ground_state) for p in known_polymorphs(formula)]
+    assert polymorph_names("Xe2") == []
