@@ -34,6 +34,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from amorph import __version__
+
+        print(f"amorph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", metavar="", help="Print amorph's version and exit.", callback=_show_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Predict which crystal polymorph first nucleates from an amorphous solid (a2c method)."""
+
+
 app.add_typer(db_commands.app, name="db")
 app.command("potentials")(potentials_command.potentials)
 
@@ -104,40 +123,47 @@ def predict(
         ),
     ] = None,
     any_composition: Annotated[
-        bool, typer.Option(help="Keep subcells of any composition, not only multiples of the formula.", rich_help_panel=PANEL_SUB)
+        bool,
+        typer.Option("--any-composition", metavar="", help="Keep subcells of any composition, not only multiples of the formula.",
+                     rich_help_panel=PANEL_SUB),
     ] = False,
     all_sizes: Annotated[
         bool,
-        typer.Option(
+        typer.Option("--all-sizes", metavar="",
             help="Keep every subcell size; by default only sizes some known polymorph's primitive cell divides.",
             rich_help_panel=PANEL_SUB,
         ),
     ] = False,
     keep_cut_contacts: Annotated[
         bool,
-        typer.Option(
+        typer.Option("--keep-cut-contacts", metavar="",
             help="Relax subcells exactly as cut, as the paper does; by default atoms that the new periodic "
             "boundaries bring too close are pushed apart first.",
             rich_help_panel=PANEL_SUB,
         ),
     ] = False,
     skip_potential_check: Annotated[
-        bool, typer.Option(help="Do not check the potential on the formula's reference crystal before the melt-quench.")
+        bool,
+        typer.Option("--skip-potential-check", metavar="",
+                     help="Do not check the potential on the formula's reference crystal before the melt-quench."),
     ] = False,
     rule: Annotated[
         PredictionRule | None,
         typer.Option(
-            help="Which rule names the first polymorph in report.json's `prediction` (all are reported): the most "
-            "frequent known polymorph, the lowest-energy product (the a2c reference code's), or the lowest-energy known one."
+            metavar="RULE",
+            help="Which rule names the first polymorph in report.json's `prediction` (all are reported): most-frequent (the "
+            "most frequent known polymorph), lowest-energy (the lowest-energy product, the a2c reference code's) or "
+            "lowest-energy-known (the lowest-energy known one, the default).",
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue the run in --out from its first missing stage (its settings must be these).")
+        bool,
+        typer.Option("--resume", metavar="", help="Continue the run in --out from its first missing stage (its settings must be these)."),
     ] = False,
-    restart: Annotated[bool, typer.Option(help="Remove the earlier run in --out and start it over.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", metavar="", help="Remove the earlier run in --out and start it over.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only the prediction.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print report.json to stdout.")] = False,
 ) -> None:
     """Predict the first polymorph to crystallize from amorphous FORMULA."""
     from amorph.inputs import check_inputs
@@ -193,8 +219,8 @@ def predict(
 @app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped `amorph predict` run.")],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the prediction.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only the prediction.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print report.json to stdout.")] = False,
 ) -> None:
     """Continue a stopped run from its first missing stage, with the settings in its config.json."""
     from amorph.inputs import check_inputs
@@ -262,7 +288,11 @@ def compare(
                      "each, side by side. Default: auto."),
     ] = None,
     device: Annotated[Device, typer.Option(help="Where the potential runs.")] = "auto",
-    fmax: Annotated[float, typer.Option(help=flag("--fmax").help)] = 0.02,
+    fmax: Annotated[
+        float,
+        typer.Option(help="Force tolerance of the polymorphs' relaxation, eV/A; tighter than predict's 0.05 because an energy "
+                     "ordering of a few meV/atom needs cells relaxed further than a subcell's identity does."),
+    ] = 0.02,
     out: Annotated[Path | None, typer.Option(help="Where compare.csv/json go (formula mode).")] = None,
     db: db_commands.DbOption = None,
 ) -> None:
@@ -351,7 +381,10 @@ def screen(
     preset: Annotated[str | None, typer.Option(help="As for predict: quick without a GPU, standard with one.")] = None,
     seed: Annotated[int, typer.Option(help=flag("--seed").help)] = 0,
     db: db_commands.DbOption = None,
-    rule: Annotated[PredictionRule | None, typer.Option(help="As for predict.")] = None,
+    rule: Annotated[
+        PredictionRule | None,
+        typer.Option(metavar="RULE", help="As for predict: most-frequent, lowest-energy or lowest-energy-known (the default)."),
+    ] = None,
     thermostat: Annotated[Thermostat | None, typer.Option(help="As for predict, for every formula.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Screen folder (one run folder per formula inside). Default: amorph-runs/screen-<UTC time>.")
@@ -362,7 +395,7 @@ def screen(
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running Dask scheduler (e.g. tcp://node:8786) to use instead of a local cluster.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only the summary line.")] = False,
 ) -> None:
     """Predict many formulas, each a task on Dask; run the same command again to resume."""
     from amorph.matching.sources import check_sources

@@ -12,7 +12,7 @@ HELP_POTENTIAL = ("auto | chgnet | emt | matgl:MODEL | sevennet[:MODEL[:MODAL]] 
 
 
 def potentials(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the table as JSON.")] = False,
 ) -> None:
     """List the potentials amorph knows: installed, offline here, elements, training data, batched, checksum.
 

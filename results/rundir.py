@@ -101,9 +101,11 @@ class RunDir:
         if path.exists() and not path.is_dir():
             raise AmorphError(f"--out {path} exists and is not a directory")
         if path.exists() and any(p.name != LOCK for p in path.iterdir()) and not resume:  # a lock alone: checked by its holder
-            raise AmorphError(f"--out {path} already holds files; choose a new folder or pass --resume")
+            raise AmorphError(f"{path} already holds files; choose a new output folder, continue the run there (--resume; "
+                              f"resume=True in Python) or start it over (--restart; restart=True)")
         if resume and not (path / CONFIG).is_file():
-            raise AmorphError(f"--resume: {path} holds no {CONFIG} of an earlier run")
+            raise AmorphError(f"{path} holds no {CONFIG} of an earlier run, so there is nothing to resume there "
+                              "(amorph resume and --resume continue a folder that amorph predict wrote)")
         RunDir.check_can_write(path)
 
     @staticmethod

@@ -12,6 +12,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from ase import Atoms
 
@@ -27,7 +29,7 @@ class SubcellRecord:
     replica: int
     n_atoms: int
     formula: str  # of the subcell, e.g. "Ti2O4"
-    lower: str  # fractional bounds in the amorphous cell, as numpy prints them ("[0.   0.25 0.  ]")
+    lower: str  # fractional bounds in the amorphous cell, space-separated ("0 0.25 0"; bounds_text)
     upper: str
     cut_push: float  # farthest move, A, when contacts made by the cut were pushed apart
     initial_energy_per_atom: float  # eV/atom, as cut
@@ -57,8 +59,8 @@ class SubcellRecord:
             replica=int(info.get("replica", 0)),
             n_atoms=n,
             formula=atoms.get_chemical_formula(mode="metal"),
-            lower=str(info["lower"]),
-            upper=str(info["upper"]),
+            lower=bounds_text(info["lower"]),
+            upper=bounds_text(info["upper"]),
             cut_push=float(info.get("cut_push", 0.0)),
             initial_energy_per_atom=info["initial_energy"] / n,
             final_energy_per_atom=info["final_energy"] / n,
@@ -123,3 +125,10 @@ def _parse(text: str, kind: type) -> Any:
     if kind is float:
         return float(text) if text else math.nan
     return kind(text)  # int raises ValueError on a non-number; str takes anything
+
+
+def bounds_text(value: Any) -> str:
+    """A subcell's fractional bounds as plain numbers, "0 0.25 0.6": stage 3 writes them as text, which
+    ASE's extxyz reader turns back into an array (whose str() is numpy's "[0.   0.25 0.6 ]")."""
+    numbers = np.atleast_1d(np.asarray(str(value).strip("[]").split() if isinstance(value, str) else value, dtype=float))
+    return " ".join(f"{v:g}" for v in numbers)

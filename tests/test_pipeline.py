@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,3 +245,18 @@ def test_an_energy_rule_is_inconclusive_when_a_lower_polymorph_fit_and_never_for
     gaps = " ".join(named["evidence_gaps"])
     assert "fcc fits the subcells but formed in none" in gaps and "hcp fits the subcells but formed in none" in gaps
     assert not any("formed in none" in gap for gap in report["predictions"]["most-frequent"]["evidence_gaps"])
+
+
+def test_subcell_bounds_are_plain_numbers_read_back_by_the_ranking(cu_smoke_run):
+    out, _ = cu_smoke_run
+    table = pd.read_csv(out / "subcells.csv")
+    for column in ("lower", "upper"):
+        bounds = [[float(v) for v in text.split()] for text in table[column]]
+        assert all(len(b) == 3 and all(0 <= v <= 1 for v in b) for b in bounds), table[column].head()
+    assert (np.array([[float(v) for v in t.split()] for t in table["upper"]])
+            > np.array([[float(v) for v in t.split()] for t in table["lower"]])).all()
+    from amorph.results.rundir import RunDir
+    from amorph.results.subcells import read_records
+
+    records = read_records(RunDir(out).read_rows("subcells.csv"), "subcells.csv")
+    assert [r.lower for r in records] == list(table["lower"])
