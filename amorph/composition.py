@@ -28,6 +28,18 @@ class Formula:
         return self.composition.reduced_formula
 
     @property
+    def display(self) -> str:
+        """The formula as the user wrote it when that is the reduced formula in another order (MoSi2, which
+        pymatgen writes Si2Mo); otherwise the reduced formula. For messages and pages only: files, keys and
+        lookups use `reduced`."""
+        written = self.text.strip()
+        try:
+            same = written.isascii() and written.isalnum() and Composition(written) == self.composition
+        except Exception:  # pymatgen raises several types for text it cannot read
+            same = False
+        return written if same else self.reduced
+
+    @property
     def atoms_per_formula_unit(self) -> int:
         return int(round(self.composition.num_atoms))
 

@@ -145,7 +145,7 @@ def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], 
 
     def checked(reference: Polymorph) -> str:
         atoms = AseAtomsAdaptor.get_atoms(reference.structure)
-        verdict = check_potential(potential.name, evaluate, atoms, f"{reference.name} {formula.reduced}")
+        verdict = check_potential(potential.name, evaluate, atoms, f"{reference.name} {formula.display}")
         return f"potential check on {reference.name}: {verdict.energy_per_atom:.3f} eV/atom, largest force {verdict.max_force:.3f} eV/A"
 
     candidates = [p for p in polymorphs if p.ground_state] or polymorphs
@@ -233,7 +233,7 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
         run.formula, run.settings.databases, run.potential, run.settings.subcells.n_max, progress, run.gathered
     )
     origins = sorted({p.origin for p in polymorphs})
-    progress.note(f"known polymorphs of {run.formula.reduced}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
+    progress.note(f"known polymorphs of {run.formula.display}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
     sc = run.settings.subcells
     n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
     # The size range is raised only for polymorphs the starting cell has room for: a subcell can become
@@ -247,7 +247,7 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
             f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that the primitive cell of every known "
             "polymorph the cell has room for can fit"
         )
-    check_reachable(polymorphs, limit.n_max, run.formula.reduced, progress)
+    check_reachable(polymorphs, limit.n_max, run.formula.display, progress)
     if roomless:
         listed = ", ".join(f"{r.name} ({r.describe()})" for r in roomless)
         progress.note(f"subcells of this {n_atoms}-atom cell ({edge:.1f} A on a side) are too short to become: {listed}")
@@ -413,7 +413,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
         )
     if not frames:
         raise AmorphError(
-            f"no subcell of {sc.n_min}-{n_max} atoms with the composition of {run.formula.reduced}; "
+            f"no subcell of {sc.n_min}-{n_max} atoms with the composition of {run.formula.display}; "
             "widen --n-min/--n-max or --d-frac"
         )
     run.out.write_atoms(files.SUBCELLS_INITIAL, frames, "extxyz")
@@ -685,6 +685,7 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
         melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
         similarity=closeness,
     )
+    report["formula_display"] = run.formula.display  # as the user wrote it (MoSi2, not pymatgen's Si2Mo), for messages
     # what config.json records of the potential, so that report.json alone says which model answered
     report["potential_details"] = {k: config["potential"].get(k) for k in ("description", "version", "training_data", "weights_checksum", "device")}
     # the similarity rules last: a conclusive one needs the run's own rule to agree, conclusively

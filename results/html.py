@@ -29,6 +29,7 @@ from amorph.results.report import (
     prediction_line,
     share_of,
     share_text,
+    shown_formula,
     similarity_lines,
     spacegroup_text,
     stacking_note,
@@ -94,10 +95,10 @@ def image(path: Path, alt: str) -> str:
 def page_title(report: dict[str, Any]) -> str:
     pred = report["prediction"]
     if pred.get("polymorph") is None:
-        return f"amorph {report['formula']}: no prediction"
+        return f"amorph {shown_formula(report)}: no prediction"
     if pred.get("conclusive") is False:
-        return f"amorph {report['formula']}: inconclusive ({pred['polymorph']} leads)"
-    return f"amorph {report['formula']}: {pred['polymorph']} first"
+        return f"amorph {shown_formula(report)}: inconclusive ({pred['polymorph']} leads)"
+    return f"amorph {shown_formula(report)}: {pred['polymorph']} first"
 
 
 SHOWN_UNKNOWNS = 8  # as the terminal: the commonest unknown products in the table, the rest folded away

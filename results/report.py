@@ -214,17 +214,17 @@ def prediction_line(report: dict[str, Any]) -> str:
     """One sentence a scientist can paste into a notebook."""
     pred = report["prediction"]
     if pred.get("polymorph") is None:
-        return f"{report['formula']}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
+        return f"{shown_formula(report)}: {pred['message']} ({report['n_valid']} valid of {report['n_subcells']} subcells)"
     rule = pred.get("rule", "most-frequent")
     how = "" if rule == DEFAULT_RULE else f" ({rule} rule)"
     variants = f", {pred['stacking_variants']} of them in another stacking" if pred.get("stacking_variants") else ""
     if pred.get("conclusive") is False:
         leads = f"{pred['polymorph']} leads, named on {100 * pred['probability']:.0f}% of resamples"
-        return f"{report['formula']}{how}: {pred['message']} ({leads}{variants})"
+        return f"{shown_formula(report)}{how}: {pred['message']} ({leads}{variants})"
     unknown = "" if pred.get("known", True) else ", a structure no known polymorph matches"
     sure = f", named on {100 * pred['probability']:.0f}% of resamples" if "probability" in pred else ""
     return (
-        f"{report['formula']}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
+        f"{shown_formula(report)}: first to nucleate{how}: {pred['polymorph']}{unknown} ({pred['spacegroup_symbol']}, "
         f"#{pred['spacegroup_number']}), {pred['count']} of {report['n_valid']} valid subcells "
         f"({100 * pred['share']:.0f}%"
         + (f", 95% CI {100 * pred['share_ci95'][0]:.0f}-{100 * pred['share_ci95'][1]:.0f}%" if pred.get("share_ci95") else "")
@@ -269,6 +269,11 @@ def stacking_note(row: dict[str, Any]) -> str:
     count holds its layers stacked in no known way (matching.layers); '' for any other."""
     variants = row.get("stacking_variants")
     return f" ({variants} of {row['count']} in another stacking)" if variants else ""
+
+
+def shown_formula(report: dict[str, Any]) -> str:
+    """The formula as the user wrote it (report.json's formula_display), else the reduced one."""
+    return str(report.get("formula_display") or report["formula"])
 
 
 def spacegroup_text(row: dict[str, Any]) -> str:

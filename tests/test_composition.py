@@ -109,3 +109,11 @@ def test_push_apart_parts_overlaps_in_many_cells_and_leaves_the_rest():
     assert moves[1] > 0
     assert moves[2:] == [0.0, 0.0]
     assert np.array_equal(fine.positions, before[0]) and np.array_equal(collapsed.positions, before[1])
+
+
+def test_messages_show_the_formula_as_written_when_it_is_the_reduced_one():
+    from amorph.composition import parse_formula
+
+    assert parse_formula("MoSi2").reduced == "Si2Mo" and parse_formula("MoSi2").display == "MoSi2"
+    assert parse_formula("Ti2O4").display == "TiO2"  # not reduced as written: the run is for TiO2, and says so
+    assert parse_formula("TiO₂").display == "TiO2"
