@@ -76,6 +76,7 @@ from amorph.sampling import (
 )
 from amorph.settings import RunSettings
 from amorph.start import OutOfRoom, check_room, out_of_room, reference_volume, start_structure
+from amorph.suitability import suitability_warnings
 from amorph.threads import one_blas_thread
 
 # Independent random streams per stage, so resuming a stage reproduces it exactly.
@@ -234,6 +235,8 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     )
     origins = sorted({p.origin for p in polymorphs})
     progress.note(f"known polymorphs of {run.formula.display}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
+    for line in suitability_warnings(run.formula, polymorphs, run.potential.dispersion, run.settings.melt_quench.t_high):
+        progress.note(f"warning: {line}")
     sc = run.settings.subcells
     n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
     # The size range is raised only for polymorphs the starting cell has room for: a subcell can become

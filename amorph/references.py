@@ -49,8 +49,11 @@ def relaxed_prototypes(
         starts, make_evaluator(potential), PROTOTYPE_FMAX, PROTOTYPE_STEPS, on_done=lambda _i, _r: progress.advance()
     )
     relaxed: list[tuple[float, Polymorph]] = []
+    dropped = []
     for candidate, atoms, result in zip(candidates, starts, results):
-        if invalid_reason(result, atoms.get_volume(), fusion_distance, -math.inf):
+        reason = invalid_reason(result, atoms.get_volume(), fusion_distance, -math.inf)
+        if reason:
+            dropped.append(f"{candidate.name} ({reason})")
             continue
         final = adaptor.get_structure(result.atoms)
         sym = find_symmetry(final)
@@ -68,6 +71,8 @@ def relaxed_prototypes(
             )
         )
     progress.finish()
+    if dropped:  # a prototype that did not survive its relaxation is no reference: say which and why
+        progress.note(f"{len(dropped)} of {len(candidates)} prototypes dropped after relaxing: {'; '.join(dropped)}")
     relaxed.sort(key=lambda ep: ep[0])
     if relaxed:
         energy, lowest = relaxed[0]
