@@ -120,7 +120,8 @@ def _products_table(report: dict[str, Any]) -> str:
         (shown if p["known"] or unknowns <= SHOWN_UNKNOWNS else folded).append(p)
     html = table(header, [line(p) for p in shown], ["" if p["known"] else "unknown" for p in shown])
     if folded:
-        html += (f"<details><summary>{len(folded)} more unknown products ({sum(p['count'] for p in folded)} subcells)</summary>"
+        members = sum(p["count"] for p in folded)
+        html += (f"<details><summary>{len(folded)} more unknown products ({members} subcell{'s' if members != 1 else ''})</summary>"
                  + table(header, [line(p) for p in folded], ["unknown"] * len(folded)) + "</details>")
     return html
 
@@ -180,7 +181,7 @@ def _gallery(report: dict[str, Any], out: RunDir, images: dict[str, Path]) -> st
         cards.append(
             f'<figure class="product"><img src="{png_data_url(png)}" alt="structure of {escape(name)}">'
             f"<figcaption>{escape(label)}<br>{escape(p['spacegroup_symbol'])} ({p['spacegroup_number']}), "
-            f"{p['count']} subcells<br>{file_link(cif, 'chemical/x-cif')}</figcaption></figure>"
+            f"{p['count']} subcell{'s' if p['count'] != 1 else ''}<br>{file_link(cif, 'chemical/x-cif')}</figcaption></figure>"
         )
     return "".join(cards)
 

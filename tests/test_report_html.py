@@ -90,3 +90,20 @@ def test_the_page_renders_in_headless_chromium(cu_smoke_run, tmp_path):
     subprocess.run([*common, "--window-size=1280,2400", f"--screenshot={shot}", (run / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 50_000  # a blank page is a few kB
+
+
+def test_the_energy_plot_is_scaled_by_the_polymorphs_that_compete():
+    """Known polymorphs 1 meV/atom apart must not sit on one line because an unknown lies 900 meV/atom up."""
+    from amorph.results import figures
+
+    def row(name, known, share, energy):
+        return {"name": name, "known": known, "count": 3, "share": share, "lowest_energy_per_atom": energy}
+
+    rows = [row("fcc", True, 0.6, -4.000), row("hcp", True, 0.1, -4.001), row("bcc", True, 0.05, -3.990),
+            row("unknown-1", False, 0.05, -3.1), row("unknown-2", False, 0.05, -3.95)]
+    fig = figures.energy_share_plot(rows, "hcp")
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert high < 100 and low < 0  # unknown-2's 51 meV/atom (within the window) sets the scale, not unknown-1's 901
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["named first (hcp)", "known polymorph", "no known polymorph", "1 more above 64 meV/atom (off scale)"]
