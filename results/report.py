@@ -277,10 +277,10 @@ def shown_formula(report: dict[str, Any]) -> str:
 
 
 def spacegroup_text(row: dict[str, Any]) -> str:
-    """'Im-3m (229)', or 'Im-3m (229); its best member P-1 (2)' where the product's own symmetry (what
-    products/<name>.cif holds) is lower than the reference it was matched to."""
+    """'Im-3m (229)', or 'Im-3m (229); relaxed: P-1 (2)' where the product's own symmetry (its lowest-energy
+    member's, which products/<name>.cif holds) is lower than that of the reference it was matched to."""
     text = f"{row['spacegroup_symbol']} ({row['spacegroup_number']})"
-    return text + (f"; its best member {row['own_spacegroup']}" if row.get("own_spacegroup") else "")
+    return text + (f"; relaxed: {row['own_spacegroup']}" if row.get("own_spacegroup") else "")
 
 
 def unknown_description(row: dict[str, Any]) -> str:
