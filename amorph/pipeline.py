@@ -161,13 +161,21 @@ def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], 
 def predict(
     settings: RunSettings | None,
     out: str | Path,
-    progress: ProgressSink | None = None,
+    progress: ProgressSink | bool | None = None,
     resume: bool = False,
     restart: bool = False,
 ) -> dict[str, Any]:
     """Run the whole pipeline into the folder `out` and return report.json's content (the Python API).
-    `predict(None, out, resume=True)` continues the run in `out` with its own settings."""
-    return execute(prepare(settings, Path(out), resume, restart), progress or SilentProgress())
+    `predict(None, out, resume=True)` continues the run in `out` with its own settings. `progress`:
+    True draws the CLI's progress bars (rich, on stderr); a ProgressSink of your own gets every stage's
+    start, advance, finish and notes; None or False runs silently."""
+    run = prepare(settings, Path(out), resume, restart)
+    if progress is True:
+        from amorph.cli.render import RichProgress
+
+        with RichProgress() as bars:
+            return execute(run, bars)
+    return execute(run, progress or SilentProgress())
 
 
 def execute(run: Run, progress: ProgressSink) -> dict[str, Any]:

@@ -260,3 +260,36 @@ def test_subcell_bounds_are_plain_numbers_read_back_by_the_ranking(cu_smoke_run)
 
     records = read_records(RunDir(out).read_rows("subcells.csv"), "subcells.csv")
     assert [r.lower for r in records] == list(table["lower"])
+
+
+def test_the_python_api_shows_progress_when_asked(tmp_path, capsys):
+    from amorph import predict, preset_settings
+    from amorph.settings import override
+
+    settings = override(preset_settings("Cu", "smoke", potential="emt", seed=0), "melt_quench", steps_per_stage=5)
+    settings = override(settings, "subcells", max_subcells=3)
+
+    class Recorder:
+        def __init__(self):
+            self.stages, self.notes = [], []
+
+        def start(self, description, total):
+            self.stages.append(description)
+
+        def advance(self, n=1):
+            pass
+
+        def finish(self):
+            pass
+
+        def note(self, text):
+            self.notes.append(text)
+
+    mine = Recorder()
+    predict(settings, tmp_path / "sink", progress=mine)
+    assert any(s.startswith("Melt-quench") for s in mine.stages) and any("known polymorphs of Cu" in n for n in mine.notes)
+    capsys.readouterr()
+    predict(settings, tmp_path / "bars", progress=True)
+    assert "known polymorphs of Cu" in capsys.readouterr().err  # the CLI's bars and notes, on stderr
+    predict(settings, tmp_path / "silent")
+    assert capsys.readouterr().err == ""
