@@ -39,10 +39,11 @@ def list_(
     """List the built-in formulas, or the known polymorphs of FORMULA with their sources."""
     from rich.table import Table
 
-    from amorph.cli.render import stdout
-    from amorph.matching.database import known_formulas, polymorph_names
+    from amorph.cli.consoles import stdout
 
     if formula is None:
+        from amorph.matching.database_index import known_formulas, polymorph_names
+
         table = Table(title=f"Built-in polymorph database: {len(known_formulas())} formulas")
         for col in ("formula", "entries", "polymorphs (* ground state)"):
             table.add_column(col)

@@ -17,6 +17,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from amorph.cli.consoles import stderr as stderr  # re-exported: commands print through render
+from amorph.cli.consoles import stdout as stdout
 from amorph.results.report import (
     SIMILARITY_HEADER,
     amorphous_limit_text,
@@ -29,9 +31,6 @@ from amorph.results.report import (
     structure_only_text,
     unknown_description,
 )
-
-stderr = Console(stderr=True)
-stdout = Console()
 
 
 class RichProgress:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
 from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.symmetry.groups import SpaceGroup
 
+from amorph.matching.database_index import data_dir, known_formulas, polymorph_names
 from amorph.matching.polymorph import Polymorph
 
 __all__ = ["Polymorph", "ground_state", "known_formulas", "known_polymorphs", "polymorph_names", "reduced_formula"]
@@ -65,16 +65,7 @@ def reduced_formula(formula: str) -> str:
 
 
 def _data_dir() -> Traversable:
-    """The folder of TOML files, found through importlib.resources so it works from an installed wheel."""
-    return resources.files(__package__ or "amorph.matching").joinpath("data", "polymorphs")
-
-
-def known_formulas() -> list[str]:
-    """Sorted reduced formulas that have a data file."""
-    folder = _data_dir()
-    if not folder.is_dir():
-        return []
-    return sorted(item.name.removesuffix(".toml") for item in folder.iterdir() if item.name.endswith(".toml"))
+    return data_dir()
 
 
 def known_polymorphs(formula: str) -> list[Polymorph]:
@@ -84,18 +75,6 @@ def known_polymorphs(formula: str) -> list[Polymorph]:
     cached per reduced formula because generating the structures costs noticeable time.
     """
     return list(_load(reduced_formula(formula)))
-
-
-def polymorph_names(formula: str) -> list[tuple[str, bool]]:
-    """(name, is the ground state) of each entry of a formula's file, read without building structures:
-    `amorph db list` lists 63 formulas, and generating their structures (pymatgen's space-group
-    objects) took 12 s of CPU where the names take milliseconds. The file is validated when its
-    polymorphs are loaded (known_polymorphs), not here."""
-    path = _data_dir().joinpath(f"{reduced_formula(formula)}.toml")
-    if not path.is_file():
-        return []
-    entries = tomllib.loads(path.read_text(encoding="utf-8")).get("polymorph", [])
-    return [(str(e.get("name", "<unnamed>")), bool(e.get("ground_state", False))) for e in entries]
 
 
 def ground_state(formula: str) -> Polymorph | None:
