@@ -60,7 +60,8 @@ def relax(atoms: Atoms, calculator: Calculator, fmax: float, max_steps: int) -> 
         converged = bool(opt.run(fmax=fmax, steps=max_steps))
         final = float(atoms.get_potential_energy())
     except _VolumeRanAway:  # invalid_reason names it from the volume
-        return RelaxResult(_detached(atoms), initial, float(atoms.get_potential_energy()), opt.nsteps, False)
+        energy = float(atoms.get_potential_energy())  # before _detached takes the calculator away
+        return RelaxResult(_detached(atoms), initial, energy, opt.nsteps, False)
     except Exception as err:  # keep the failure as a result; never lose the subcell
         return RelaxResult(_detached(atoms), initial, math.nan, opt.nsteps, False, f"{type(err).__name__}: {err}")
     return RelaxResult(_detached(atoms), initial, final, opt.nsteps, converged)

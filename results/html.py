@@ -297,7 +297,10 @@ def screen_sentence(rows: Sequence[dict[str, Any]]) -> str:
     done = [r for r in rows if r["status"] == "done"]
     failed = [r for r in rows if r["status"] == "failed"]
     differ = [r["formula"] for r in done if r.get("differs")]
-    text = f"{len(rows)} formulas: {len(done)} done, {len(failed)} failed"
+    potentials = {r.get("potential") for r in rows}
+    formulas = {r["formula"] for r in rows}
+    what = f"{len(rows)} runs ({len(formulas)} formulas x {len(potentials)} potentials)" if len(potentials) > 1 else f"{len(rows)} formulas"
+    text = f"{what}: {len(done)} done, {len(failed)} failed"
     others = len(rows) - len(done) - len(failed)
     if others:
         text += f", {others} not finished"

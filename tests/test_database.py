@@ -293,7 +293,10 @@ def test_results_are_cached_but_the_list_is_a_copy() -> None:
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """Point the loader at a scratch folder (and keep the real cache clean)."""
+    from amorph.matching import database_index
+
     monkeypatch.setattr(database, "_data_dir", lambda: tmp_path)
+    monkeypatch.setattr(database_index, "data_dir", lambda: tmp_path)  # the listing reads the same folder
     database._load.cache_clear()
     yield tmp_path
     database._load.cache_clear()

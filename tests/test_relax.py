@@ -38,3 +38,15 @@ def test_invalid_reasons():
     h2 = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=[6, 6, 6], pbc=True)
     assert invalid_reason(_result(h2), h2.get_volume(), 1.5, -10) == ""
     assert np.isclose(0.6 * 2 * 0.31, 0.372)
+
+
+def test_a_volume_that_runs_away_is_a_result_with_its_energy(monkeypatch):
+    """The one-at-a-time path stops FIRE when the cell's volume leaves VOLUME_LIMIT; it must return the
+    cell and its energy there (it once read the energy after taking the calculator away, and raised)."""
+    from amorph.md import relax as relax_module
+
+    monkeypatch.setattr(relax_module, "VOLUME_LIMIT", 1.0001)  # any change of volume counts as running away
+    squeezed = bulk("Cu", "fcc", a=3.3, cubic=True)
+    result = relax_module.relax(squeezed, EMT(), 0.01, 50)
+    assert not result.converged and result.steps >= 1 and math.isfinite(result.final_energy)
+    assert result.atoms.calc is None and abs(result.atoms.get_volume() / squeezed.get_volume() - 1) > 1e-4
