@@ -55,7 +55,7 @@ class ScreenItem:
 
     @property
     def folder_name(self) -> str:
-        return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in self.formula.strip())
+        return folder_safe(self.formula.strip())
 
     @property
     def key(self) -> str:
@@ -320,12 +320,13 @@ def screen_tasks(items: Sequence[ScreenItem], potentials: Sequence[str]) -> list
     a screen has always written it."""
     if len(set(potentials)) < len(potentials):
         raise AmorphError("a --potential is listed twice")
-    return [ScreenTask(item, p, item.folder_name if len(potentials) == 1 else f"{item.folder_name}--{_folder_safe(p)}")
+    return [ScreenTask(item, p, item.folder_name if len(potentials) == 1 else f"{item.folder_name}--{folder_safe(p, keep='-_.+')}")
             for item in items for p in potentials]
 
 
-def _folder_safe(text: str) -> str:
-    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.+") else "_" for ch in text)
+def folder_safe(text: str, keep: str = "-_.") -> str:
+    """`text` as a folder name: ASCII letters, digits and the characters in `keep`; anything else "_"."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in keep) else "_" for ch in text)
 
 
 def mark_agreement(rows: Sequence[dict[str, Any]]) -> None:
