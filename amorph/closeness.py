@@ -16,7 +16,7 @@ says how many replicas converged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -29,6 +29,10 @@ from amorph.md.batched_relax import relax_many
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import LoadedPotential
 from amorph.progress import ProgressSink
+from amorph.results import rundir as files
+
+if TYPE_CHECKING:
+    from amorph.run import Run
 
 AMORPHOUS_RELAX_STEPS = 50  # FIRE steps on each replica's amorphous cell (module docstring); 100 cost 13% of a quick CaF2 run
 
@@ -83,3 +87,18 @@ def compare_with_amorphous(
                      "coordination, angles, soap (amorph.matching.similarity)"},
     }
     return content, relaxed, frames
+
+
+def compare_with_polymorphs(run: Run, progress: ProgressSink) -> None:
+    """Between steps 5 and 6: how close each replica's amorphous cell is to each known polymorph, and
+    where each polymorph lies against the amorphous solid's energy (amorph.closeness)."""
+    cells = run.out.read_atoms(files.AMORPHOUS_XYZ)
+    content, amorphous, crystals = compare_with_amorphous(run.formula.reduced, cells, run.references(), run.potential,
+                                                          run.settings.relax.fmax, progress)
+    unconverged = sum(not a.info["converged"] for a in amorphous)
+    if unconverged:
+        progress.note(f"amorphous limit: {unconverged} of {len(amorphous)} amorphous cells not converged in "
+                      f"{content['amorphous']['relax_steps_cap']} steps; their energy is an upper bound")
+    run.out.write_atoms(files.AMORPHOUS_RELAXED, amorphous, "extxyz")
+    run.out.write_atoms(files.POLYMORPHS_RELAXED, crystals, "extxyz")
+    run.out.write_json(files.SIMILARITY, content)

@@ -1,4 +1,4 @@
-"""The one exception type that means "the user asked for something we cannot do"."""
+"""The exceptions amorph raises on purpose: bad input (AmorphError) and a failed simulation (SimulationError)."""
 
 
 class AmorphError(Exception):
@@ -6,6 +6,12 @@ class AmorphError(Exception):
 
     Anything else that escapes is a bug and keeps its traceback.
     """
+
+
+class SimulationError(AmorphError):
+    """A simulation that failed on good input: a melt-quench that could not go on however short its
+    time step, a potential that cannot evaluate the packed cell. The CLI prints what failed, where,
+    and exits with code 3, so that a script tells it from a typo (2)."""
 
 
 class AmorphWarning(UserWarning):

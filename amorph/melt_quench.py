@@ -26,7 +26,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.optimize import FIRE
 
-from amorph.errors import AmorphError
+from amorph.errors import SimulationError
 from amorph.md.dynamics import MAX_HALVINGS, Guard, MDFault, MDLogRow, run_nvt_schedule
 from amorph.md.potentials import LoadedPotential
 from amorph.settings import MeltQuenchSettings
@@ -105,13 +105,13 @@ def melt_quench(
 ) -> tuple[Atoms, list[MDLogRow], StartRelaxation]:
     """Relax the packed cell (a copy of `atoms`), then run the three-stage NVT protocol; return the
     quenched cell, the log of every MD step and the start's relaxation. Faults recovered from are in
-    guard.faults; one that is not ends in AmorphError naming the stage, step and cause."""
+    guard.faults; one that is not ends in SimulationError naming the stage, step and cause."""
     atoms = atoms.copy()
     calculator = potential.make_calculator()
     try:
         start = relax_packing(atoms, calculator, settings.start_relax_steps)
     except Exception as err:  # the potential cannot evaluate the packing: the run cannot start
-        raise AmorphError(f"melt-quench could not relax the packed cell: {type(err).__name__}: {err}") from None
+        raise SimulationError(f"melt-quench could not relax the packed cell: {type(err).__name__}: {err}") from None
     try:
         log = run_nvt_schedule(
             atoms,
@@ -127,7 +127,7 @@ def melt_quench(
         )
     except MDFault as fault:
         stage = STAGES[stage_of_step(fault.step, stage_steps(settings))]
-        raise AmorphError(
+        raise SimulationError(
             f"melt-quench failed at step {fault.step} of {sum(stage_steps(settings))} ({stage}): {fault.cause}, "
             f"still after halving the {settings.timestep:g} fs time step {MAX_HALVINGS} times"
         ) from None

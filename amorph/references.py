@@ -9,7 +9,8 @@ stoichiometry are relaxed with the run's potential and stand in for the known po
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
 
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -23,6 +24,13 @@ from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import LoadedPotential
 from amorph.md.relax import invalid_reason
 from amorph.progress import ProgressSink
+from amorph.reach import check_reachable, subcell_size_limit
+from amorph.results import rundir as files
+from amorph.start import out_of_room
+from amorph.suitability import suitability_warnings
+
+if TYPE_CHECKING:
+    from amorph.run import Run
 
 PROTOTYPE_FMAX = 0.05  # eV/A
 PROTOTYPE_STEPS = 200
@@ -87,9 +95,42 @@ def collect(
     max_atoms: int,
     progress: ProgressSink,
     gathered: list[Polymorph] | None = None,
+    fusion_distance: float = 1.5,
 ) -> list[Polymorph]:
     """The run's references: the sources' entries, else relaxed prototypes when allowed."""
     found = gather(formula.reduced, specs) if gathered is None else gathered
     if needs_prototypes(specs, found):
-        found = relaxed_prototypes(formula, potential, max_atoms, progress)
+        found = relaxed_prototypes(formula, potential, max_atoms, progress, fusion_distance)
     return found
+
+
+def collect_references(run: Run, progress: ProgressSink) -> None:
+    """Step 0: the known polymorphs products are named against (relaxed prototypes when no source knows
+    any), the subcell size range they set and the ones the starting cell has no room for."""
+    polymorphs = collect(run.formula, run.settings.databases, run.potential, run.settings.subcells.n_max, progress,
+                         run.gathered, run.settings.relax.fusion_distance)
+    origins = sorted({p.origin for p in polymorphs})
+    progress.note(f"known polymorphs of {run.formula.display}: {len(polymorphs)} ({', '.join(origins) or 'none'})")
+    for line in suitability_warnings(run.formula, polymorphs, run.potential.dispersion, run.settings.melt_quench.t_high):
+        progress.note(f"warning: {line}")
+    n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
+    limit = subcell_size_limit(run, polymorphs, roomless)
+    if limit.raised_from is not None:
+        progress.note(
+            f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that the primitive cell of every known "
+            "polymorph the cell has room for can fit"
+        )
+    check_reachable(polymorphs, limit.n_max, run.formula.display, progress)
+    if roomless:
+        listed = ", ".join(f"{r.name} ({r.describe()})" for r in roomless)
+        progress.note(f"subcells of this {n_atoms}-atom cell ({edge:.1f} A on a side) are too short to become: {listed}")
+    run.out.write_json(
+        files.KNOWN_POLYMORPHS,
+        {"formula": run.formula.reduced, "sources": list(run.settings.databases), "polymorphs": [p.to_dict() for p in polymorphs]},
+    )
+    # apart from the polymorphs, so that a changed size range leaves what reads only them (the packing,
+    # the comparison with the amorphous solid) as it was (amorph.stages)
+    run.out.write_json(
+        files.SUBCELL_RANGE,
+        {"subcell_size_limit": asdict(limit), "cell_room": {"edge": edge, "too_short_for": [asdict(r) for r in roomless]}},
+    )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import multiprocessing
 import os
 import time
 import uuid
@@ -160,8 +159,6 @@ def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
             finished = _finished_row(out)
             if finished is not None:
                 return {**finished, "resumed": False, "skipped": True}
-        if multiprocessing.current_process().daemon:  # a cluster's daemon worker may not start children:
-            os.environ["AMORPH_CORES"] = "1"  # relax in this process (md.parallel_relax)
         from amorph.pipeline import predict
 
         row["resumed"] = resume

@@ -173,7 +173,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "relax": {"max_steps": 1000},
     },
 }
-assert set(PRESETS) == set(get_args(Preset))
+if set(PRESETS) != set(get_args(Preset)):  # checked once, at import: the names --preset offers are these
+    raise ImportError(f"PRESETS {sorted(PRESETS)} and Preset {get_args(Preset)} name different presets")
 
 
 def preset_settings(formula: str, preset: str, **top: Any) -> RunSettings:

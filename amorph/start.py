@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -12,7 +13,13 @@ from amorph.composition import Formula, number_of_atoms, volume_per_atom_from_ra
 from amorph.errors import AmorphError
 from amorph.matching.polymorph import Polymorph
 from amorph.packing import CONTACT_FRACTION, random_packing
+from amorph.progress import ProgressSink
+from amorph.results import rundir as files
+from amorph.run import STREAM_PACKING, replica_rngs
 from amorph.settings import PackingSettings
+
+if TYPE_CHECKING:
+    from amorph.run import Run
 
 
 @dataclass(frozen=True)
@@ -103,3 +110,17 @@ def start_structure(
     n_atoms, volume, reference = starting_cell(formula, settings, polymorphs)
     _refuse_crowded(formula, settings, n_atoms, volume)  # again: the reference may have come from relaxed prototypes
     return random_packing(formula, n_atoms, volume, rng), reference
+
+
+def build_start_structure(run: Run, progress: ProgressSink) -> None:
+    """Step 1: random packing in a cubic cell at 1.15x the reference crystal volume (one per replica)."""
+    replicas = run.settings.melt_quench.replicas
+    progress.start("Packing random cell" + ("s" if replicas > 1 else ""), replicas)
+    frames = []
+    for k, rng in enumerate(replica_rngs(run.settings.seed, STREAM_PACKING, replicas)):
+        atoms, reference = start_structure(run.formula, run.settings.packing, rng, run.references())
+        atoms.info.update(replica=k, reference_volume_per_atom=reference.per_atom, reference_volume_source=reference.source)
+        frames.append(atoms)
+        progress.advance()
+    run.out.write_atoms(files.START, frames, "extxyz")
+    progress.finish()

@@ -31,8 +31,7 @@ from accuracy import Row, read_rows  # benchmarks/accuracy.py: this script runs 
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.rules import judged
 from amorph.matching.statistics import separation
-from amorph.pipeline import outcomes_of
-from amorph.results.subcells import SubcellRecord, read_records
+from amorph.results.subcells import SubcellRecord, outcomes_of, read_records
 from amorph.sampling import ADAPTIVE_MIN_ROUND, ADAPTIVE_ROUNDS
 from amorph.settings import DEFAULT_RULE
 

@@ -21,10 +21,11 @@ import numpy as np
 
 from amorph.composition import parse_formula
 from amorph.matching.database import known_polymorphs
-from amorph.md.batched_md import replica_rngs, run_replicas
+from amorph.md.batched_md import run_replicas
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import melt_quench
+from amorph.run import replica_rngs
 from amorph.settings import MeltQuenchSettings, PackingSettings
 from amorph.start import start_structure
 from amorph.threads import one_blas_thread

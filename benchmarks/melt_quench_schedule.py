@@ -20,12 +20,12 @@ from dataclasses import replace
 
 from amorph.composition import parse_formula
 from amorph.matching.database import known_polymorphs
-from amorph.md.batched_md import replica_rngs, run_replicas
+from amorph.md.batched_md import run_replicas
 from amorph.md.dynamics import Guard, MDFault, run_nvt_schedule
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import coupling_time_fs, relax_packing, stage_steps, stage_temperatures, temperature_schedule
-from amorph.pipeline import STREAM_MD, STREAM_PACKING
+from amorph.run import STREAM_MD, STREAM_PACKING, replica_rngs
 from amorph.settings import preset_settings
 from amorph.start import start_structure
 

@@ -23,7 +23,9 @@ from rerun import copy_run, resume_copy, run_folders  # benchmarks/rerun.py, bes
 
 from amorph.md.potentials import load_potential
 from amorph.results import rundir as files
+from amorph.results.rundir import RunDir
 from amorph.settings import RunSettings
+from amorph.stages import STAGE_NAMES, StageRecords
 
 
 def copy_before_relaxing(run: Path, target: Path, relax_steps: int, potential: str | None = None) -> RunSettings:
@@ -40,6 +42,8 @@ def copy_before_relaxing(run: Path, target: Path, relax_steps: int, potential: s
                                         f"melt-quench and cut under {before}; subcells relaxed under {loaded.name} (relax_again.py)"]
         (target / files.CONFIG).write_text(json.dumps(config, indent=2))
         settings = RunSettings.from_dict(config["settings"])
+        # the melt-quench and the cut stay the original potential's, as the note says
+        StageRecords(RunDir(target)).keep(list(STAGE_NAMES[:STAGE_NAMES.index("crystallize_subcells")]), settings)
     return settings
 
 

@@ -37,8 +37,7 @@ from accuracy import Row, read_rows  # benchmarks/: this script runs from there,
 from adaptive_replay import answer, load_run
 
 from amorph.matching.polymorph import Polymorph
-from amorph.pipeline import outcomes_of
-from amorph.results.subcells import SubcellRecord
+from amorph.results.subcells import SubcellRecord, outcomes_of
 from amorph.settings import DEFAULT_RULE
 
 RESERVE_ROUND = 30  # subcells per reserve round, over all replicas (amorph.sampling: 120 in 4 rounds)

@@ -1,17 +1,18 @@
-"""Run the later stages of finished runs again on copies, with changed settings or code.
+"""Run finished runs again on copies, with changed settings or code: only what the change reaches.
 
-    python benchmarks/rerun.py amorph-runs/accuracy amorph-runs/recut --from cut_subcells --references \
-        --set subcells.more_if_inconclusive=120 --only TiO2-seed0,TiO2-seed1
+    python benchmarks/rerun.py amorph-runs/accuracy amorph-runs/recut --set subcells.more_if_inconclusive=120 \
+        --only TiO2-seed0,TiO2-seed1
     python benchmarks/accuracy.py benchmarks/data/first_nucleating.csv --out amorph-runs/recut --seeds 0,1 --score-only
 
 Every run folder under SRC (one with config.json; `--only` picks folder names) is copied to the same
-place under DST without the files of the stage `--from` and of every later stage
-(amorph.results.rundir.STAGE_FILES), with `--set SECTION.FIELD=VALUE` written into its settings
-(VALUE read as JSON, else as text), and resumed there. `--references` also runs stage 0 again (the
-known polymorphs and the subcell size limit they set) while keeping the start structure and the
-melt-quench. What the copy keeps is the original's, so only what the later stages do differs, and
-accuracy.py scores the copies as it scores any run. An interrupted copy is resumed where it stopped.
-Prints each copy's stage times beside the original's.
+place under DST, `--set SECTION.FIELD=VALUE` is written into its settings (VALUE read as JSON, else as
+text), and the copy is resumed. Which stages run again is the stage table's answer (amorph.stages):
+each stage that reads a changed setting, and each later one whose input files came out different.
+`--from STAGE` runs that stage and every later one again whatever changed (new code, say), and
+`--references` stage 0 as well (the known polymorphs and the subcell size limit they set; a stage
+whose inputs come out the same is still skipped). What a copy keeps is the original's, so only what
+ran again differs, and accuracy.py scores the copies as it scores any run. An interrupted copy is
+resumed where it stopped. Prints each copy's stage times beside the original's.
 """
 
 from __future__ import annotations
@@ -26,36 +27,15 @@ from typing import Any
 from amorph.pipeline import predict
 from amorph.results import rundir as files
 from amorph.results.lock import LOCK
+from amorph.results.rundir import RunDir
 from amorph.settings import RunSettings
-
-STAGES = tuple(files.STAGE_FILES)
-
-
-# the first stage that reads each settings section: a change to it means running that stage again
-READ_FIRST_BY = {"packing": "build_start_structure", "melt_quench": "run_melt_quench", "subcells": "cut_subcells",
-                 "relax": "crystallize_subcells"}
-READ_LATER = {("subcells", "more_if_inconclusive"): "crystallize_subcells"}  # caps the reserve cut earlier
+from amorph.stages import STAGE_NAMES, adopt, remove_outputs, stage
 
 
-def files_from(stage: str, references: bool = False) -> list[str]:
-    """The files a copy leaves out to run `stage` and every later one again (and stage 0, with
-    references); a run's lock is never copied."""
-    if stage not in files.STAGE_FILES:
-        raise SystemExit(f"--from must be one of {', '.join(STAGES)}, got '{stage}'")
-    later = STAGES[STAGES.index(stage):]
-    left_out = [name for s in later for name in files.STAGE_FILES[s]]
-    return left_out + (list(files.STAGE_FILES["collect_references"]) if references else []) + [LOCK]
-
-
-def check_changes(stage: str, changes: dict[tuple[str, str], Any], references: bool) -> None:
-    """Refuse a change that the stages kept have already used (the copy would not be what it says)."""
-    start = STAGES.index(stage)
-    for (section, name) in changes:
-        reader = READ_LATER.get((section, name), READ_FIRST_BY.get(section))
-        if reader is not None and STAGES.index(reader) < start:
-            raise SystemExit(f"--set {section}.{name} is read by {reader}, before --from {stage}: start from {reader}")
-    if references and start > STAGES.index("cut_subcells"):
-        raise SystemExit(f"--references sets the subcell size limit, which the kept cut already used: use --from cut_subcells, not {stage}")
+def forced(stage_from: str | None, references: bool) -> list[str]:
+    """The stages `--from` and `--references` make run again whatever changed."""
+    names = list(STAGE_NAMES[STAGE_NAMES.index(stage_from):]) if stage_from else []
+    return (["collect_references"] if references and "collect_references" not in names else []) + names
 
 
 def parse_changes(items: Iterable[str]) -> dict[tuple[str, str], Any]:
@@ -74,14 +54,20 @@ def parse_changes(items: Iterable[str]) -> dict[tuple[str, str], Any]:
     return changes
 
 
-def copy_run(run: Path, target: Path, stage: str, changes: dict[tuple[str, str], Any] | None = None,
+def copy_run(run: Path, target: Path, stage_from: str | None = None, changes: dict[tuple[str, str], Any] | None = None,
              references: bool = False, note: str | None = None) -> RunSettings:
-    """The run without `stage`'s files and later ones, its settings changed; returns the new settings.
+    """A copy of the run with its settings changed and its stage records (stages.json) as the original
+    ran, so that resuming it runs again only what the change reaches; returns the new settings.
     `note` goes into config.json's potential notes (say what ran under what)."""
-    check_changes(stage, changes or {}, references)
     shutil.rmtree(target, ignore_errors=True)  # a copy begun but stopped before its config.json
-    shutil.copytree(run, target, ignore=shutil.ignore_patterns(*files_from(stage, references)))
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns(LOCK))
     config = json.loads((target / files.CONFIG).read_text())
+    copy = RunDir(target)
+    records = adopt(copy, RunSettings.from_dict(config["settings"]))  # a run older than stages.json: as it ran
+    again = forced(stage_from, references)
+    for name in again:
+        remove_outputs(copy, stage(name))
+    records.forget(again)
     defaults = RunSettings(formula=config["settings"]["formula"]).to_dict()  # settings newer than the run are allowed
     for (section, name), value in (changes or {}).items():
         where = config["settings"][section] if section else config["settings"]
@@ -118,18 +104,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
-    parser.add_argument("--from", dest="stage", required=True, choices=STAGES, help="the first stage to run again")
+    parser.add_argument("--from", dest="stage", choices=STAGE_NAMES,
+                        help="run this stage and every later one again, whatever changed (default: what the changes reach)")
     parser.add_argument("--references", action="store_true", help="run stage 0 again too (known polymorphs, size limit)")
     parser.add_argument("--set", dest="changes", action="append", default=[], help="SECTION.FIELD=VALUE, e.g. relax.max_steps=150")
     parser.add_argument("--only", default="", help="comma-separated run folder names (default: every run under SRC)")
     args = parser.parse_args()
     changes = parse_changes(args.changes)
     runs = run_folders(args.src, args.only)
-    also = " (and stage 0)" if args.references else ""
-    print(f"{len(runs)} runs from {args.stage}{also}, with {args.changes or 'no changes'}", flush=True)
+    also = " and stage 0" if args.references else ""
+    start = f"from {args.stage}{also}" if args.stage else f"where the changes reach{also}"
+    print(f"{len(runs)} runs, again {start}, with {args.changes or 'no changes'}", flush=True)
     for run in runs:
         target = args.dst / run.relative_to(args.src)
-        note = f"stages from {args.stage}{' and stage 0' if args.references else ''} run again by benchmarks/rerun.py, with {args.changes}"
+        note = f"stages {start} run again by benchmarks/rerun.py, with {args.changes}"
         after = resume_copy(run, target, lambda: copy_run(run, target, args.stage, changes, args.references, note))  # noqa: B023
         before = json.loads((run / files.REPORT).read_text()) if (run / files.REPORT).is_file() else {}
         times = " ".join(

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from amorph.cli import db as db_commands
 from amorph.cli import potentials as potentials_command
-from amorph.errors import AmorphError
+from amorph.errors import AmorphError, SimulationError
 from amorph.settings import Device, Engine, PredictionRule, RunSettings, Thermostat, flag
 
 # Only light modules are imported above and before the input is checked: torch, matgl, chgnet and
@@ -508,6 +508,9 @@ def _main() -> None:
         app(standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt, Stopped) as stop:
         _say_stopped(stop)
+    except SimulationError as err:
+        print(f"amorph: simulation failed: {err}", file=sys.stderr)
+        sys.exit(3)
     except AmorphError as err:
         print(f"amorph: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -43,7 +43,7 @@ class PolymorphTally:
     stacking_variants: int = 0  # of count: the polymorph's layers in another stacking (matching.layers)
     replicas: int = 1  # how many melt-quench replicas' cells gave at least one member
     # a known polymorph's lowest-energy member's own space group where it differs from the reference's
-    # (amorph.pipeline.own_spacegroup), e.g. "P-1 (2)"; products/<name>.cif is symmetrized to it
+    # (amorph.results.prediction.own_spacegroup), e.g. "P-1 (2)"; products/<name>.cif is symmetrized to it
     own_spacegroup: str = ""
 
     def to_dict(self) -> dict:

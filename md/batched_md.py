@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
@@ -80,7 +79,8 @@ class BarrierCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        assert self.atoms is not None  # Calculator.calculate has just set it
+        if self.atoms is None:  # Calculator.calculate has just set it
+            raise RuntimeError("ASE called calculate without atoms")
         result = self.barrier.request(self.replica, self.atoms)
         self.results = {
             "energy": result.energy,
@@ -131,8 +131,3 @@ def batch_replicas(replicas: int, device: str) -> bool:
     them measured 0.70x of running them one after another (benchmarks/md_replicas.py --small, CHGNet:
     18.3 s vs 12.8 s)."""
     return replicas > 1 and device == "cuda"
-
-
-def replica_rngs(seed: int, stream: int, replicas: int) -> list[np.random.Generator]:
-    """Independent random streams per replica; replica 0 keeps the single-run stream."""
-    return [np.random.default_rng([seed, stream] if k == 0 else [seed, stream, k]) for k in range(replicas)]

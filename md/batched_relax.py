@@ -91,7 +91,8 @@ def relax_many(
         if chosen:
             fresh = FireState.start(CellBatch.from_atoms([cells[i] for i in chosen], device, new_keys(len(chosen))), chosen)
             state = fresh if state is None else state.extend(fresh)
-        assert state is not None
+        if state is None:  # the queue admits at least one cell while any is unfinished
+            raise RuntimeError("relaxation queue admitted no cell although cells remain")
         batch = state.current()
         evaluation, errors = evaluate_in_passes(evaluator, batch)
         state.record_initial(evaluation.energies)

@@ -60,6 +60,12 @@ FUSED_STEPS = 25  # steps a pair may stay within the fusion distance (50 fs at 2
 FUSED_INSTANT = 0.5  # x the fusion distance: fused at once
 
 
+# What a potential raises on a geometry it cannot handle (torch and the graph builders: RuntimeError or
+# ValueError; numpy under np.errstate: FloatingPointError), and so what a shorter time step may cure.
+# Anything else (TypeError, KeyError, ...) is a bug in amorph and is not retried.
+RECOVERABLE: tuple[type[Exception], ...] = (RuntimeError, ValueError, ArithmeticError)
+
+
 class MDFault(Exception):
     """A melt-quench that kept failing after MAX_HALVINGS halvings of its time step."""
 
@@ -207,7 +213,7 @@ def run_nvt_schedule(
             for _ in range(2**halvings):
                 forces = dyn.step(forces)
             fault, streaks = guard.check(atoms, forces, target, hottest, streaks)
-        except Exception as err:  # the potential raised on a bad geometry: a fault like any other
+        except RECOVERABLE as err:  # the potential raised on a bad geometry: a fault like any other
             fault = f"the potential failed ({type(err).__name__}: {err})"
         if fault is not None:
             if halvings == MAX_HALVINGS:

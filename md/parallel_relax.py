@@ -36,8 +36,11 @@ MIN_CELLS_PER_WORKER = 8  # below this, starting workers (import torch, load the
 
 
 def cpu_workers() -> int:
-    """Cores this process may use: AMORPH_CORES when set (a screen shares the cores out among the
-    formulas it runs at once: amorph.screen), else the cores the OS lets it run on."""
+    """Cores this process may use: 1 in a daemon process (a Dask worker's), which may not start
+    children; AMORPH_CORES when set (a screen shares the cores out among the formulas it runs at once:
+    amorph.screen); else the cores the OS lets it run on."""
+    if multiprocessing.current_process().daemon:
+        return 1
     given = os.environ.get("AMORPH_CORES", "")
     if given.isdigit() and int(given) > 0:
         return int(given)

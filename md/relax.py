@@ -120,3 +120,21 @@ def invalid_reason(
     if result.final_energy > result.initial_energy + 1e-6:
         return "energy went up"
     return ""
+
+
+def judged_relaxation(initial: Atoms, result: RelaxResult, fusion_distance: float, floor: float) -> Atoms:
+    """The relaxed cell with the subcell's record and the verdict on whether to trust it."""
+    reason = invalid_reason(result, initial.get_volume(), fusion_distance, floor)
+    final = result.atoms.copy()
+    final.calc = None
+    final.info = dict(initial.info)
+    final.info.setdefault("replica", 0)
+    final.info.update(
+        initial_energy=result.initial_energy,
+        final_energy=result.final_energy,
+        relax_steps=result.steps,
+        converged=result.converged,
+        valid=not reason,
+        reason=reason or "ok",
+    )
+    return final

@@ -12,11 +12,17 @@ or near a minimum of any reasonable potential.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
 
 from amorph.errors import AmorphError
+
+if TYPE_CHECKING:
+    from amorph.composition import Formula
+    from amorph.matching.polymorph import Polymorph
+    from amorph.md.potentials import LoadedPotential
 
 ENERGY_WINDOW = (-15.0, 5.0)  # eV/atom: every DFT-trained potential and EMT fall inside for real crystals
 # eV/A on any atom of the reference crystal. Not 1: a DFT-trained potential puts the experimental
@@ -65,3 +71,28 @@ def check_potential(potential_name: str, evaluate, reference: Atoms, reference_n
             "(wrong or mismatched model weights?); --skip-potential-check runs anyway"
         )
     return verdict
+
+
+def check_on_reference(potential: LoadedPotential, polymorphs: list[Polymorph], formula: Formula) -> str:
+    """Refuse, before any file is written, a potential that gives nonsense on the formula's reference
+    crystal: the ground state where a source marks one, else every known polymorph in turn until one
+    passes (a user's file may hold a strained cell, which is no fault of the potential). Wrong model
+    weights load without an error."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from amorph.md.evaluators import make_evaluator
+
+    evaluate = make_evaluator(potential).evaluate
+
+    def checked(reference: Polymorph) -> str:
+        atoms = AseAtomsAdaptor.get_atoms(reference.structure)
+        verdict = check_potential(potential.name, evaluate, atoms, f"{reference.name} {formula.display}")
+        return f"potential check on {reference.name}: {verdict.energy_per_atom:.3f} eV/atom, largest force {verdict.max_force:.3f} eV/A"
+
+    candidates = [p for p in polymorphs if p.ground_state] or polymorphs
+    for reference in candidates[:-1]:
+        try:
+            return checked(reference)
+        except AmorphError:
+            continue
+    return checked(candidates[-1])  # its failure is the error

@@ -145,7 +145,7 @@ def extract_subcells(
     uniform random sample (seeded) is taken, in grid order. The reserve is a further uniform sample
     of the rest, in random order, drawn after the budget's sample so that the budget's subcells are
     the same with or without it; it is relaxed in rounds, in that order, only while the answer is
-    inconclusive (amorph.pipeline.crystallize_subcells). With push_cut_contacts (default) atoms
+    inconclusive (amorph.md.crystallize). With push_cut_contacts (default) atoms
     brought too close by the new periodic boundaries are pushed apart (see the module docstring).
     """
     frac = amorphous.get_scaled_positions(wrap=True)

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from amorph.progress import ProgressSink
 from amorph.results import figures
 from amorph.results import rundir as files
 from amorph.results.report import (
@@ -38,6 +39,9 @@ from amorph.results.report import (
 )
 from amorph.results.rundir import RunDir
 from amorph.settings import flat_settings
+
+if TYPE_CHECKING:
+    from amorph.run import Run
 
 MOST_PRODUCT_IMAGES = 24  # products drawn in the gallery (figures.chosen_products, then by count); all CIFs are linked
 
@@ -311,3 +315,11 @@ def screen_sentence(rows: Sequence[dict[str, Any]]) -> str:
         text += f"; the potentials agree on {len(agree)} formula(s)"
         text += f" and disagree on {len(disagree)} ({', '.join(disagree)})" if disagree else ""
     return text + "."
+
+
+def draw_report(run: Run, progress: ProgressSink) -> None:
+    """After step 6: the pictures (figures/) and report.html, from the files the stages wrote."""
+    progress.start("Drawing figures and report.html", 1)
+    run_page(run.out)
+    progress.advance()
+    progress.finish()

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from amorph.matching.polymorph import Polymorph
     from amorph.matching.ranking import Outcome
-    from amorph.start import OutOfRoom
 
 REPORTED_RULES: tuple[str, ...] = (*RULES, *SIMILARITY_RULES)  # every rule report.json's predictions holds
 
@@ -113,23 +112,6 @@ def lowest_energy_of(rows: list[PolymorphTally]) -> dict[str, Any] | None:
         "energy_per_atom": lowest.lowest_energy_per_atom,
         "subcell": lowest.lowest_energy_subcell,
     }
-
-
-def out_of_reach(sizes: dict[str, int], relaxed: set[int], cell_edge: float, roomless: list[OutOfRoom]) -> dict[str, str]:
-    """Why no subcell of a run could become a known polymorph, or is unlikely to, by name.
-
-    sizes: primitive-cell atoms of each; relaxed: the atom counts of the subcells relaxed. A subcell
-    of N atoms can only become a crystal whose primitive cell divides N, so one that divides none of
-    them could not form; one longer than the starting cell (amorph.start.out_of_room) is unlikely to."""
-    why = {}
-    for name, size in sizes.items():
-        if relaxed and size > max(relaxed):
-            why[name] = f"a primitive cell of {size} atoms, subcells of at most {max(relaxed)}"
-        elif relaxed and all(n % size for n in relaxed):
-            why[name] = f"a primitive cell of {size} atoms, no subcell a multiple of it ({', '.join(map(str, sorted(relaxed)))} atoms)"
-    for r in roomless:
-        why.setdefault(r.name, f"{r.describe()}: longer than the {cell_edge:.1f} A starting cell")
-    return why
 
 
 def not_formed(known_names: list[str], rows: list[PolymorphTally], out_of_reach: dict[str, str]) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pandas and ase.io are imported where used: the CLI checks -
 
 CONFIG = "config.json"
 KNOWN_POLYMORPHS = "known_polymorphs.json"
+SUBCELL_RANGE = "subcell_range.json"  # the subcell size limit the known polymorphs set, and those the cell has no room for
 START = "start.extxyz"
 MELT_QUENCH_LOG = "melt_quench.csv"
 MELT_QUENCH_FAULTS = "melt_quench_faults.json"  # faults met and recovered from, when any
@@ -64,21 +65,8 @@ REPORT_HTML = "report.html"  # the run on one self-contained page (results.html)
 FIGURES = "figures"  # PNGs (results.figures)
 COMPARE_CSV = "compare.csv"
 COMPARE_JSON = "compare.json"
+STAGE_RECORDS = "stages.json"  # what each stage ran with, whether it finished, its seconds (amorph.stages)
 
-# What each stage of amorph.pipeline writes, in stage order; the first file is the one whose presence
-# says the stage is done (a resumed run skips it), the rest are what else it writes (benchmarks/rerun.py
-# removes a stage's files, and every later stage's, to run them again on a copy)
-STAGE_FILES: dict[str, tuple[str, ...]] = {
-    "collect_references": (KNOWN_POLYMORPHS,),
-    "build_start_structure": (START,),
-    "run_melt_quench": (AMORPHOUS_XYZ, MELT_QUENCH_LOG, MELT_QUENCH_SUMMARY, MELT_QUENCH_FAULTS, AMORPHOUS_CIF),
-    "cut_subcells": (SUBCELLS_INITIAL, SUBCELL_CENSUS),
-    "crystallize_subcells": (SUBCELLS_RELAXED, CHECKPOINT, SAMPLING),
-    "identify_products": (SUBCELLS_CSV, PRODUCTS),
-    "compare_with_polymorphs": (SIMILARITY, AMORPHOUS_RELAXED, POLYMORPHS_RELAXED),
-    "rank_polymorphs": (REPORT, POLYMORPHS_CSV, SIMILARITY_CSV),
-    "draw_report": (REPORT_HTML, FIGURES),
-}
 
 
 def product_cif(products: Path, name: str) -> Path:

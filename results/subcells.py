@@ -14,10 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from amorph.composition import parse_formula
+from amorph.matching.identify import Identity
+from amorph.matching.ranking import Outcome
+
 if TYPE_CHECKING:
     from ase import Atoms
 
-    from amorph.matching.identify import Identity
+    from amorph.matching.polymorph import Polymorph
     from amorph.matching.symmetry import Symmetry
 
 
@@ -132,3 +136,24 @@ def bounds_text(value: Any) -> str:
     ASE's extxyz reader turns back into an array (whose str() is numpy's "[0.   0.25 0.6 ]")."""
     numbers = np.atleast_1d(np.asarray(str(value).strip("[]").split() if isinstance(value, str) else value, dtype=float))
     return " ".join(f"{v:g}" for v in numbers)
+
+
+def invalid_kind(reason: str) -> str:
+    """A reason without its numbers ("atoms fused (0.41 A)" -> "atoms fused"), to count them by kind."""
+    return reason.split(" (")[0]
+
+
+def outcomes_of(valid: list[SubcellRecord], references: list[Polymorph]) -> list[Outcome]:
+    """What each valid subcell of subcells.csv became, as the rules take it (matching.rules)."""
+    polymorphs = {p.name: p for p in references}
+    outcomes = []
+    for r in valid:
+        if r.known_polymorph:
+            pm = polymorphs[r.match]
+            identity = Identity(r.match, True, pm.spacegroup_symbol, pm.spacegroup_number, stacking_variant=r.stacking_variant)
+        else:
+            identity = Identity(
+                r.match, False, r.spacegroup_symbol, r.spacegroup_number, r.structure_type, r.closest_known, r.fingerprint_distance
+            )
+        outcomes.append(Outcome(r.id, identity, r.final_energy_per_atom, parse_formula(r.formula).reduced, r.replica))
+    return outcomes

@@ -14,7 +14,7 @@ from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 
-from amorph.errors import AmorphError
+from amorph.errors import SimulationError
 from amorph.md.dynamics import MAX_HALVINGS, Guard, MDFault, run_nvt_schedule
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import melt_quench
@@ -84,13 +84,51 @@ def test_a_fault_that_persists_stops_after_three_halvings():
 def test_melt_quench_names_stage_step_and_cause():
     potential = replace(load_potential("emt", "cpu"), make_calculator=lambda: Faulty(after=130))
     settings = MeltQuenchSettings(steps_per_stage=60)
-    with pytest.raises(AmorphError) as raised:
+    with pytest.raises(SimulationError) as raised:
         melt_quench(_cu(), potential, settings, np.random.default_rng(0))
     message = str(raised.value)
     found = re.match(r"melt-quench failed at step (\d+) of 180 \((hold at T_high|ramp|hold at T_low)\): ", message)
     assert found, message
     assert found.group(2) == ("hold at T_high", "ramp", "hold at T_low")[(int(found.group(1)) - 1) // 60]
     assert message.endswith(f"still after halving the 2 fs time step {MAX_HALVINGS} times")
+
+
+class Broken(Calculator):
+    """A calculator with a bug of its own (a TypeError), not a numerical fault."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if self.atoms.positions[0, 0] != 0.0:  # from the first step on
+            raise TypeError("unsupported operand")
+        self.results = {"energy": 0.0, "forces": np.zeros((len(self.atoms), 3))}
+
+
+def test_a_bug_is_not_retried_as_a_numerical_fault():
+    """md.dynamics.RECOVERABLE: only what a potential raises on a bad geometry earns a shorter time
+    step; a TypeError is a bug, raised at once with nothing recorded as a fault."""
+    guard = Guard()
+    with pytest.raises(TypeError, match="unsupported operand"):
+        run_nvt_schedule(_cu(), Broken(), np.full(20, 300.0), timestep_fs=2.0, friction_per_fs=0.01,
+                         rng=np.random.default_rng(0), guard=guard)
+    assert guard.faults == []
+
+
+def test_a_failed_melt_quench_exits_3_with_one_line_and_keeps_the_folder(cli, tmp_path, monkeypatch):
+    """Bad input exits 2; a simulation that fails on good input exits 3 and says what failed, where."""
+    import amorph.melt_quench as mq
+
+    def failing(*args, **kwargs):
+        raise MDFault(7, "non-finite energy or forces")
+
+    monkeypatch.setattr(mq, "run_nvt_schedule", failing)
+    out = tmp_path / "run"
+    code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--out", str(out), "--quiet")
+    assert code == 3, stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("amorph: simulation failed: melt-quench failed at step 7 of 750 (hold at T_high): non-finite")
+    assert (out / "config.json").is_file() and (out / "start.extxyz").is_file()  # resumable where it stopped
 
 
 @pytest.mark.parametrize("engine", ["batched", "sequential"])

@@ -26,7 +26,7 @@ def test_unreachable_polymorphs_are_named_before_md(cli, tmp_path):
     assert "subcells of at most 1 atoms cannot become: hcp (2 atoms), 4h (4 atoms)" in stderr
     # and by shape: 4H's c (9.4 A) is longer than the 32-atom cell's edge (8.5 A)
     assert "are too short to become: 4h" in " ".join(stderr.split())
-    room = json.loads((out / "known_polymorphs.json").read_text())["cell_room"]
+    room = json.loads((out / "subcell_range.json").read_text())["cell_room"]
     assert [r["name"] for r in room["too_short_for"]] == ["4h"] and room["too_short_for"][0]["needed"] > room["edge"]
     # and after the run, beside the answer: what formed nowhere, and why it could not
     report = json.loads((out / "report.json").read_text())
@@ -40,7 +40,7 @@ def test_unreachable_polymorphs_are_named_before_md(cli, tmp_path):
 def test_why_a_polymorph_that_formed_nowhere_was_out_of_reach():
     """A subcell of N atoms can only become a crystal whose primitive cell divides N; one longer than
     the starting cell is unlikely to form. The first reason found is the one given."""
-    from amorph.results.report import out_of_reach
+    from amorph.reach import out_of_reach
     from amorph.start import OutOfRoom
 
     roomless = [OutOfRoom("brookite", 9.17, 9.61, 75), OutOfRoom("long", 9.5, 9.96, 81)]
@@ -115,7 +115,7 @@ def test_preset_n_max_is_raised_to_fit_the_known_polymorphs(cli, tmp_path):
                           "--atoms", "128", "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
     assert code == 0, stderr
     assert "subcells of up to 12 atoms (not 8)" in stderr
-    limit = json.loads((out / "known_polymorphs.json").read_text())["subcell_size_limit"]
+    limit = json.loads((out / "subcell_range.json").read_text())["subcell_size_limit"]
     assert limit == {"n_max": 12, "raised_from": 8, "cap": 64}  # smoke: 8 atoms at most
     assert json.loads((out / "subcell_census.json").read_text())["n_max"] == 12
 
@@ -131,7 +131,7 @@ def test_n_max_is_not_raised_for_a_polymorph_too_long_for_the_cell(cli, tmp_path
     text = " ".join(stderr.split())
     assert "subcells of up to" not in text and "subcells of at most 8 atoms cannot become: big (12 atoms)" in text
     assert "are too short to become: big" in text
-    known = json.loads((out / "known_polymorphs.json").read_text())
+    known = json.loads((out / "subcell_range.json").read_text())
     assert known["subcell_size_limit"] == {"n_max": 8, "raised_from": None, "cap": 16}
     assert [r["name"] for r in known["cell_room"]["too_short_for"]] == ["big"]
 
@@ -146,7 +146,7 @@ def test_n_max_is_raised_for_every_polymorph_when_none_has_room(cli, tmp_path):
     code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--db", str(refs), "--n-min", "1",
                           "--md-steps", "5", "--max-subcells", "4", "--out", str(out))
     assert code == 0, stderr
-    assert json.loads((out / "known_polymorphs.json").read_text())["subcell_size_limit"]["n_max"] == 12
+    assert json.loads((out / "subcell_range.json").read_text())["subcell_size_limit"]["n_max"] == 12
 
 
 def test_explicit_n_max_is_kept(cli, tmp_path):

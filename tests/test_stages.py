@@ -1,0 +1,93 @@
+"""The stage table (amorph.stages): one declaration of what each stage reads and writes, enforced while
+it runs, and the run folder's layout and docs/reading-a-run.md taken from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from amorph.results import rundir as files
+from amorph.results.rundir import RunDir
+from amorph.settings import preset_settings
+from amorph.stages import (
+    STAGES,
+    DeclaredRunDir,
+    DeclaredSettings,
+    UndeclaredAccess,
+    fingerprint,
+    markdown_table,
+    stage,
+)
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "reading-a-run.md"
+
+
+def test_the_docs_show_the_stage_table_as_the_code_declares_it():
+    assert markdown_table() in DOCS.read_text()
+
+
+def test_every_stage_function_loads_and_names_match():
+    for entry in STAGES:
+        assert entry.load().__name__ == entry.name
+
+
+def test_a_stage_sees_only_the_settings_it_declares():
+    settings = preset_settings("Cu", "smoke")
+    cut = DeclaredSettings(settings, stage("cut_subcells"))
+    assert cut.subcells.n_max == 8 and cut.seed == 0 and cut.formula == "Cu"
+    with pytest.raises(UndeclaredAccess, match="cut_subcells read setting relax"):
+        _ = cut.relax
+    compare = DeclaredSettings(settings, stage("compare_with_polymorphs"))
+    assert compare.relax.fmax == settings.relax.fmax  # one field of a section
+    with pytest.raises(UndeclaredAccess, match="relax.max_steps is not among"):
+        _ = compare.relax.max_steps
+    with pytest.raises(UndeclaredAccess, match="read setting rule"):
+        _ = compare.rule
+
+
+def test_a_stage_touches_only_the_files_it_declares(tmp_path):
+    folder = DeclaredRunDir(tmp_path, stage("identify_products"))
+    folder.write_text(f"{files.PRODUCTS}/fcc.cif", "data_x\n")  # inside a declared folder
+    with pytest.raises(UndeclaredAccess, match="would write report.json"):
+        folder.write_json(files.REPORT, {})
+    with pytest.raises(UndeclaredAccess, match="would read amorphous.extxyz"):
+        folder.read_atoms(files.AMORPHOUS_XYZ)
+    assert not (tmp_path / files.REPORT).exists()
+
+
+def test_the_run_folder_holds_what_the_table_says_and_stages_json_what_each_ran_with(cu_smoke_run):
+    run, _ = cu_smoke_run
+    declared = {name for entry in STAGES for name in entry.writes} | {files.CONFIG, files.STAGE_RECORDS}
+    written = {p.name for p in run.iterdir()}
+    assert written <= declared, written - declared
+    records = json.loads((run / files.STAGE_RECORDS).read_text())["stages"]
+    assert list(records) == [entry.name for entry in STAGES] and all(r["finished"] for r in records.values())
+    settings = RunDir(run).read_json(files.CONFIG)["settings"]
+    from amorph.settings import RunSettings
+
+    for entry in STAGES:  # what a resume compares against: the same fingerprint, worked out again
+        assert records[entry.name]["fingerprint"] == fingerprint(entry, RunSettings.from_dict(settings), RunDir(run))
+    assert records["run_melt_quench"]["fingerprint"]["settings"]["melt_quench"]["steps_per_stage"] == 250
+
+
+def test_a_stage_left_half_done_under_other_settings_starts_from_scratch(cu_smoke_run, tmp_path, cli):
+    """A checkpoint written under one relaxation setting is not used under another: the stage's outputs
+    go before it runs again."""
+    import shutil
+
+    run, _ = cu_smoke_run
+    copy = tmp_path / "cu"
+    shutil.copytree(run, copy)
+    records = json.loads((copy / files.STAGE_RECORDS).read_text())
+    records["stages"]["crystallize_subcells"]["fingerprint"]["settings"]["relax"]["fmax"] = 0.5  # as if begun under 0.5
+    records["stages"]["crystallize_subcells"]["finished"] = False
+    (copy / files.STAGE_RECORDS).write_text(json.dumps(records))
+    (copy / files.SUBCELLS_RELAXED).rename(copy / files.CHECKPOINT)  # its relaxations so far
+    code, _, stderr = cli("resume", str(copy))
+    assert code == 0, stderr
+    text = " ".join(stderr.split())
+    assert "crystallize_subcells runs again: its settings or inputs changed" in text
+    assert "subcells were relaxed before the stop" not in text  # the checkpoint was not taken
+    assert "skipping run_melt_quench" in text
