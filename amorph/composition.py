@@ -10,6 +10,7 @@ from ase.data import covalent_radii
 from pymatgen.core import Composition, Element
 
 from amorph.errors import AmorphError
+from amorph.settings import MAX_ATOMS  # the most atoms a run may have (also --atoms); more in one formula unit cannot run
 
 # Fraction of space filled by touching spheres in a dense random packing. Used only when no
 # crystal of the formula is known, to turn atomic radii into a volume estimate.
@@ -48,7 +49,6 @@ class Formula:
         return sorted(el.symbol for el in self.composition.elements)
 
 
-MAX_ATOMS = 5000  # the most atoms a run may have (also --atoms); more in one formula unit cannot run
 
 
 def shown(text: str, limit: int = 60) -> str:

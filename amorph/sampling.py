@@ -32,9 +32,9 @@ from amorph.matching.polymorph import Polymorph
 from amorph.matching.ranking import Outcome
 from amorph.matching.rules import judged
 from amorph.matching.statistics import separation
-from amorph.matching.symmetry import find_symmetry
+from amorph.matching.symmetry import SYMPREC_LADDER, find_symmetry
 from amorph.progress import ProgressSink
-from amorph.settings import PredictionRule
+from amorph.settings import MatchingSettings, PredictionRule
 
 # --max-subcells auto: relax in about this many rounds, of at least this many subcells each
 ADAPTIVE_ROUNDS, ADAPTIVE_MIN_ROUND = 20, 16
@@ -56,22 +56,23 @@ class NamedProducts:
     differ from a resumed run's."""
 
     references: list[Polymorph]
+    tolerances: MatchingSettings = field(default_factory=MatchingSettings)
     products: dict[int, Product] = field(default_factory=dict)  # subcell_id -> structure, energy, space group
     clusters: Clusters | None = None
 
     def add(self, relaxed: list[Atoms]) -> None:
-        self.products |= {p.subcell_id: p for p in (product_of(f) for f in relaxed if f.info["valid"])}
-        self.clusters = Clusters(self.references)
+        self.products |= {p.subcell_id: p for p in (product_of(f, self.tolerances.symprec) for f in relaxed if f.info["valid"])}
+        self.clusters = Clusters(self.references, self.tolerances)
         self.clusters.add(list(self.products.values()))
 
     def identities(self) -> dict[int, Identity]:
         return self.clusters.identities() if self.clusters is not None else {}
 
 
-def product_of(atoms: Atoms) -> Product:
+def product_of(atoms: Atoms, symprec: tuple[float, ...] = SYMPREC_LADDER) -> Product:
     """A valid relaxed subcell as matching.identify takes it (structure, energy per atom, space group)."""
     structure = AseAtomsAdaptor.get_structure(atoms)
-    return Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), find_symmetry(structure))
+    return Product(atoms.info["subcell_id"], structure, atoms.info["final_energy"] / len(atoms), find_symmetry(structure, symprec))
 
 
 def relax_until_separated(
@@ -81,18 +82,20 @@ def relax_until_separated(
     references: list[Polymorph],
     rng: np.random.Generator,
     progress: ProgressSink,
+    tolerances: MatchingSettings | None = None,
 ) -> tuple[list[Atoms], dict[str, Any]]:
     """--max-subcells auto: relax the subcells in rounds (in their sampled order) and stop once the
     leading known polymorph is ahead of the runner-up at 95% confidence (after two rounds at least),
     or when the subcells run out. Returns the judged relaxed subcells and sampling.json's content."""
     relaxed: list[Atoms] = []
     rounds = []
-    clusters = Clusters(references)  # grows round by round: only new products are compared
+    tolerances = tolerances or MatchingSettings()
+    clusters = Clusters(references, tolerances)  # grows round by round: only new products are compared
     known = {p.name for p in references}
     for start in range(0, len(subcells), round_size):
         judged = relax(subcells[start : start + round_size])
         relaxed += judged
-        clusters.add([product_of(f) for f in judged if f.info["valid"]])
+        clusters.add([product_of(f, tolerances.symprec) for f in judged if f.info["valid"]])
         names = clusters.known_names()
         valid = [f for f in relaxed if f.info["valid"]]
         sep = separation([names[f.info["subcell_id"]] or "unknown" for f in valid], known, [f.info["replica"] for f in valid], rng)
@@ -150,6 +153,7 @@ def relax_while_inconclusive(
     rule: PredictionRule,
     rng: Callable[[], np.random.Generator],
     progress: ProgressSink,
+    tolerances: MatchingSettings | None = None,
 ) -> tuple[list[Atoms], dict[str, Any], NamedProducts]:
     """--more-if-inconclusive: relax the budget; then, while the rule's answer is inconclusive, the
     reserve in rounds (in its random order) until the answer is conclusive, the reserve is spent, or
@@ -159,7 +163,7 @@ def relax_while_inconclusive(
     `rng` gives a fresh generator per judgement (stage 6's stream), so the last judgement is the
     report's own. Returns the judged relaxed subcells, sampling.json's content and the named products."""
     relaxed = relax(budget)
-    named = NamedProducts(references)
+    named = NamedProducts(references, tolerances or MatchingSettings())
     named.add(relaxed)
     leader, probability, conclusive, needed = answer_so_far(named, relaxed, rule, rng())
     rounds = [{"relaxed": len(relaxed), "leader": leader, "probability": probability, "more_valid_needed": needed}]

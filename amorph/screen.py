@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from amorph.errors import AmorphError
-from amorph.settings import FLAGS, Flag, RunSettings, flat_settings, override
+from amorph.settings import FLAGS, NUMBER_RULES, Flag, RunSettings, apply_options, flat_settings
 
 SCREEN_CSV = "screen.csv"
 SCREEN_JSON = "screen.json"
@@ -119,10 +119,11 @@ def check_items(items: Sequence[ScreenItem], base: RunSettings) -> None:
 def flag_for(column: str) -> Flag:
     """The `amorph predict` flag a CSV column names ("md-steps", "md_steps" or "--md-steps")."""
     option = "--" + column.strip().lstrip("-").replace("_", "-")
-    for flag in FLAGS:
-        if flag.option == option and flag.section:
+    numbers = [f for f in FLAGS if f.section and f.cli and f.rule in NUMBER_RULES]  # a CSV cell is a number
+    for flag in numbers:
+        if flag.option == option:
             return flag
-    settable = ", ".join(f.option.lstrip("-") for f in FLAGS if f.section and f.cli)
+    settable = ", ".join(f.option.lstrip("-") for f in numbers)
     raise AmorphError(f"--file: column '{column}' is not a setting a screen can vary (one of: {settable})")
 
 
@@ -137,8 +138,7 @@ def item_settings(item: ScreenItem, base: RunSettings) -> RunSettings:
         except ValueError:
             raise AmorphError(f"{item.formula}: {flag.option} must be a number, got '{text}'") from None
         flag.check(value)
-        extra = {"fit_polymorphs": False} if flag.option == "--n-max" else {}  # as `predict --n-max` does
-        settings = override(settings, flag.section, **{flag.name: value}, **extra)
+        settings = apply_options(settings, {flag.option: value})  # as `predict` sets it (--n-max turns fitting off)
     return settings
 
 

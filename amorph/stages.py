@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from amorph.results import rundir as files
 from amorph.results.rundir import RunDir
-from amorph.settings import RunSettings
+from amorph.settings import SECTIONS, RunSettings
 
 if TYPE_CHECKING:
     from amorph.progress import ProgressSink
     from amorph.run import Run
 
 RECORDS = files.STAGE_RECORDS
-SECTIONS = ("packing", "melt_quench", "subcells", "relax")
 ALWAYS_READABLE = frozenset({"formula"})  # a run folder's formula never changes
 
 
@@ -75,9 +74,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("crystallize_subcells", "amorph.md.crystallize:crystallize_subcells",
           (files.SUBCELLS_INITIAL, files.AMORPHOUS_XYZ, files.KNOWN_POLYMORPHS),
           (files.SUBCELLS_RELAXED, files.CHECKPOINT, files.SAMPLING),
-          ("seed", "potential", "relax", "rule", "subcells.adaptive", "subcells.more_if_inconclusive")),
+          ("seed", "potential", "relax", "rule", "subcells.adaptive", "subcells.more_if_inconclusive", "matching")),
     Stage("identify_products", "amorph.matching.products:identify_products", (files.SUBCELLS_RELAXED, files.KNOWN_POLYMORPHS),
-          (files.SUBCELLS_CSV, files.PRODUCTS), ()),
+          (files.SUBCELLS_CSV, files.PRODUCTS), ("matching",)),
     Stage("compare_with_polymorphs", "amorph.closeness:compare_with_polymorphs", (files.AMORPHOUS_XYZ, files.KNOWN_POLYMORPHS),
           (files.SIMILARITY, files.AMORPHOUS_RELAXED, files.POLYMORPHS_RELAXED), ("potential", "relax.fmax")),
     Stage("rank_polymorphs", "amorph.results.prediction:rank_polymorphs",

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from amorph.errors import AmorphError
+from amorph.settings import flag
 
-DB_HELP = "Source of known polymorphs, repeatable, merged in order: builtin | mp | prototypes | DIR | FILE.db."
+DB_HELP = flag("--db").help
 
 app = typer.Typer(help="Browse the known polymorphs (built-in data, Materials Project, your files).", no_args_is_help=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,14 +76,23 @@ def _budget(text: str | None) -> tuple[bool | None, int | None]:
         raise AmorphError(f"--max-subcells must be a whole number or 'auto', got '{text}'") from None
 
 
+def _settings(formula: str, preset: str | None, potential: str, device: str, options: dict[str, Any]) -> RunSettings:
+    """The preset's settings with the flags given (amorph.settings.apply_options), for predict and
+    screen alike; no preset given: quick without a GPU, standard with one."""
+    from amorph.md.potentials import resolve_device
+    from amorph.settings import apply_options, preset_settings
+
+    if preset is None:  # on a machine without a GPU driver this does not import torch
+        preset = "standard" if resolve_device(device) == "cuda" else "quick"
+    return apply_options(preset_settings(formula, preset, potential=potential, device=device), options)
+
+
 @app.command()
 def predict(
     formula: Annotated[str, typer.Argument(help="Chemical formula, e.g. TiO2.")],
     potential: Annotated[str, typer.Option(help=potentials_command.HELP_POTENTIAL)] = "auto",
-    device: Annotated[Device, typer.Option(help="Where the potential runs.")] = "auto",
-    preset: Annotated[
-        str | None, typer.Option(help="smoke | quick | standard | paper. Default: quick without a GPU, standard with one.")
-    ] = None,
+    device: Annotated[Device, typer.Option(help=flag("--device").help)] = "auto",
+    preset: Annotated[str | None, typer.Option(help=flag("--preset").help)] = None,
     seed: Annotated[int | None, typer.Option(help=flag("--seed").help)] = 0,
     db: db_commands.DbOption = None,
     atoms: Annotated[int | None, typer.Option(help=flag("--atoms").help, rich_help_panel=PANEL_MD)] = None,
@@ -95,14 +103,7 @@ def predict(
     ramp_factor: Annotated[float | None, typer.Option(help=flag("--ramp-factor").help, rich_help_panel=PANEL_MD)] = None,
     timestep: Annotated[float | None, typer.Option(help=flag("--timestep").help, rich_help_panel=PANEL_MD)] = None,
     replicas: Annotated[int | None, typer.Option(help=flag("--replicas").help, rich_help_panel=PANEL_MD)] = None,
-    thermostat: Annotated[
-        Thermostat | None,
-        typer.Option(
-            help="langevin: friction and noise on every atom; bussi: the whole cell's velocities rescaled "
-            "(stochastic velocity rescaling), each atom's motion left Newtonian.",
-            rich_help_panel=PANEL_MD,
-        ),
-    ] = None,
+    thermostat: Annotated[Thermostat | None, typer.Option(help=flag("--thermostat").help, rich_help_panel=PANEL_MD)] = None,
     friction: Annotated[float | None, typer.Option(help=flag("--friction").help, rich_help_panel=PANEL_MD)] = None,
     start_relax_steps: Annotated[int | None, typer.Option(help=flag("--start-relax-steps").help, rich_help_panel=PANEL_MD)] = None,
     d_frac: Annotated[float | None, typer.Option(help=flag("--d-frac").help, rich_help_panel=PANEL_SUB)] = None,
@@ -114,48 +115,18 @@ def predict(
     ] = None,
     fmax: Annotated[float | None, typer.Option(help=flag("--fmax").help, rich_help_panel=PANEL_SUB)] = None,
     relax_steps: Annotated[int | None, typer.Option(help=flag("--relax-steps").help, rich_help_panel=PANEL_SUB)] = None,
-    engine: Annotated[
-        Engine | None,
-        typer.Option(
-            help="batched: many subcells per forward pass, and MD forces from the same engine (matgl, CHGNet); "
-            "sequential: the plain ASE calculator, one cell per call, for MD and relaxation.",
-            rich_help_panel=PANEL_SUB,
-        ),
-    ] = None,
+    engine: Annotated[Engine | None, typer.Option(help=flag("--engine").help, rich_help_panel=PANEL_SUB)] = None,
     any_composition: Annotated[
-        bool,
-        typer.Option("--any-composition", metavar="", help="Keep subcells of any composition, not only multiples of the formula.",
-                     rich_help_panel=PANEL_SUB),
+        bool, typer.Option("--any-composition", metavar="", help=flag("--any-composition").help, rich_help_panel=PANEL_SUB)
     ] = False,
-    all_sizes: Annotated[
-        bool,
-        typer.Option("--all-sizes", metavar="",
-            help="Keep every subcell size; by default only sizes some known polymorph's primitive cell divides.",
-            rich_help_panel=PANEL_SUB,
-        ),
-    ] = False,
+    all_sizes: Annotated[bool, typer.Option("--all-sizes", metavar="", help=flag("--all-sizes").help, rich_help_panel=PANEL_SUB)] = False,
     keep_cut_contacts: Annotated[
-        bool,
-        typer.Option("--keep-cut-contacts", metavar="",
-            help="Relax subcells exactly as cut, as the paper does; by default atoms that the new periodic "
-            "boundaries bring too close are pushed apart first.",
-            rich_help_panel=PANEL_SUB,
-        ),
+        bool, typer.Option("--keep-cut-contacts", metavar="", help=flag("--keep-cut-contacts").help, rich_help_panel=PANEL_SUB)
     ] = False,
     skip_potential_check: Annotated[
-        bool,
-        typer.Option("--skip-potential-check", metavar="",
-                     help="Do not check the potential on the formula's reference crystal before the melt-quench."),
+        bool, typer.Option("--skip-potential-check", metavar="", help=flag("--skip-potential-check").help)
     ] = False,
-    rule: Annotated[
-        PredictionRule | None,
-        typer.Option(
-            metavar="RULE",
-            help="Which rule names the first polymorph in report.json's `prediction` (all are reported): most-frequent (the "
-            "most frequent known polymorph), lowest-energy (the lowest-energy product, the a2c reference code's) or "
-            "lowest-energy-known (the lowest-energy known one, the default).",
-        ),
-    ] = None,
+    rule: Annotated[PredictionRule | None, typer.Option(metavar="RULE", help=flag("--rule").help)] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory. Default: amorph-runs/<formula>-<UTC time>.")] = None,
     resume: Annotated[
         bool,
@@ -167,8 +138,7 @@ def predict(
 ) -> None:
     """Predict the first polymorph to crystallize from amorphous FORMULA."""
     from amorph.inputs import check_inputs
-    from amorph.md.potentials import resolve_device
-    from amorph.settings import override, preset_settings
+    from amorph.settings import override
 
     if resume and out is None:
         raise AmorphError("--resume needs --out DIR of the run to continue")
@@ -176,41 +146,18 @@ def predict(
         raise AmorphError("--resume continues a run and --restart starts it over: give one of them")
     if restart and out is None:
         raise AmorphError("--restart needs --out DIR of the run to start over")
-    if preset is None:  # on a machine without a GPU driver this does not import torch
-        preset = "standard" if resolve_device(device) == "cuda" else "quick"
-    settings = preset_settings(formula, preset, potential=potential, device=device, seed=seed)
-    if db:
-        settings = replace(settings, databases=tuple(db))
-    if rule:
-        settings = replace(settings, rule=rule)
-    if skip_potential_check:
-        settings = replace(settings, potential_check=False)
-    settings = override(settings, "packing", target_atoms=atoms, volume_factor=volume_factor)
-    settings = override(
-        settings, "melt_quench", t_high=t_high, t_low=t_low, steps_per_stage=md_steps, ramp_factor=ramp_factor,
-        timestep=timestep, replicas=replicas,
-        thermostat=thermostat, friction=friction, start_relax_steps=start_relax_steps,
-    )
     adaptive, budget = _budget(max_subcells)
-    settings = override(
-        settings,
-        "subcells",
-        d_frac=d_frac,
-        n_min=n_min,
-        n_max=n_max,
-        fit_polymorphs=False if n_max is not None else None,  # an explicit --n-max is taken as it is
-        max_subcells=budget,
-        adaptive=adaptive,
-        more_if_inconclusive=more_if_inconclusive,
-        any_composition=any_composition or None,
-        all_sizes=all_sizes or None,
-        push_cut_contacts=False if keep_cut_contacts else None,
-    )
-    if settings.subcells.adaptive:  # auto stops early by its own rule: it has no reserve to draw on
-        if more_if_inconclusive:
-            raise AmorphError("--more-if-inconclusive needs a whole-number --max-subcells; 'auto' stops by its own rule")
-        settings = override(settings, "subcells", more_if_inconclusive=0)
-    settings = override(settings, "relax", fmax=fmax, max_steps=relax_steps, engine=engine)
+    settings = _settings(formula, preset, potential, device, {
+        "--seed": seed, "--db": tuple(db) if db else None, "--rule": rule, "--skip-potential-check": skip_potential_check,
+        "--atoms": atoms, "--volume-factor": volume_factor,
+        "--t-high": t_high, "--t-low": t_low, "--md-steps": md_steps, "--ramp-factor": ramp_factor, "--timestep": timestep,
+        "--replicas": replicas, "--thermostat": thermostat, "--friction": friction, "--start-relax-steps": start_relax_steps,
+        "--d-frac": d_frac, "--n-min": n_min, "--n-max": n_max, "--max-subcells": budget,
+        "--more-if-inconclusive": more_if_inconclusive, "--any-composition": any_composition, "--all-sizes": all_sizes,
+        "--keep-cut-contacts": keep_cut_contacts, "--fmax": fmax, "--relax-steps": relax_steps, "--engine": engine,
+    })
+    if adaptive:  # 'auto' stops by its own rule: the preset's reserve, if any, goes (one given is refused by validate)
+        settings = override(settings, "subcells", adaptive=True, more_if_inconclusive=more_if_inconclusive or 0)
     run_dir = out or _default_out(formula.strip())
     check_inputs(settings, run_dir, resume, restart)  # before the heavy imports below
     _run_and_show(settings, run_dir, resume, restart, quiet, as_json)
@@ -399,23 +346,17 @@ def screen(
 ) -> None:
     """Predict many formulas, each a task on Dask; run the same command again to resume."""
     from amorph.matching.sources import check_sources
-    from amorph.md.potentials import check_potential_spec, resolve_device
+    from amorph.md.potentials import check_potential_spec
     from amorph.results.rundir import RunDir
     from amorph.screen import check_items, read_items, screen_tasks
-    from amorph.settings import override, preset_settings, validate
+    from amorph.settings import validate
 
     items = read_items(formulas or [], file)
     potentials = [p.strip() for p in potential or ["auto"]]
     if workers is not None and workers < 1:
         raise AmorphError(f"--workers must be a positive number, got {workers}")
-    if preset is None:
-        preset = "standard" if resolve_device(device) == "cuda" else "quick"
-    base = preset_settings(items[0].formula, preset, potential=potentials[0], device=device, seed=seed)
-    if db:
-        base = replace(base, databases=tuple(db))
-    if rule:
-        base = replace(base, rule=rule)
-    base = override(base, "melt_quench", thermostat=thermostat)
+    base = _settings(items[0].formula, preset, potentials[0], device,
+                     {"--seed": seed, "--db": tuple(db) if db else None, "--rule": rule, "--thermostat": thermostat})
     folder = out or _default_out("screen")
     if folder.exists() and not folder.is_dir():
         raise AmorphError(f"--out {folder} is not a directory")

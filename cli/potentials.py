@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-HELP_POTENTIAL = ("auto | chgnet | emt | matgl:MODEL | sevennet[:MODEL[:MODAL]] | diep | ase:MODULE:FACTORY, each optionally "
-                  "+d3 (D3(BJ) dispersion); `amorph potentials` lists them.")
+from amorph.settings import flag
+
+HELP_POTENTIAL = flag("--potential").help
 
 
 def potentials(

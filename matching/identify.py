@@ -15,6 +15,7 @@ from amorph.matching.matcher import make_matcher, reduced_for_matching
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.prototypes import structure_type
 from amorph.matching.symmetry import Symmetry
+from amorph.settings import MatchingSettings
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ class Clusters:
     same answers as plain fit, without reducing both structures again at every call.
     """
 
-    def __init__(self, polymorphs: list[Polymorph]):
-        self.matcher = make_matcher()
+    def __init__(self, polymorphs: list[Polymorph], tolerances: MatchingSettings | None = None):
+        self.matcher = make_matcher(tolerances)
         self.by_formula: dict[str, list[Polymorph]] = defaultdict(list)
         for polymorph in polymorphs:
             self.by_formula[polymorph.formula].append(polymorph)
@@ -167,14 +168,14 @@ class Clusters:
         return labels
 
 
-def identify(products: list[Product], polymorphs: list[Polymorph]) -> dict[int, Identity]:
+def identify(products: list[Product], polymorphs: list[Polymorph], tolerances: MatchingSettings | None = None) -> dict[int, Identity]:
     """Label every product (see Clusters). Returns subcell_id -> Identity.
 
     When several known polymorphs fit (close pairs such as cubic and tetragonal BaTiO3), the one with
     the smallest RMS displacement wins. A layered product that fits none is named by its layers where
     they are a known polymorph's (matching.layers). Unmatched clusters become numbered unknowns.
     """
-    clusters = Clusters(polymorphs)
+    clusters = Clusters(polymorphs, tolerances)
     clusters.add(products)
     return clusters.identities()
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
+from amorph.settings import MatchingSettings
 
-def make_matcher() -> StructureMatcher:
-    """pymatgen's default tolerances; volume scaling and supercells allowed, because relaxed products come
-    out strained by the potential and a subcell may hold several primitive cells of a crystal."""
-    return StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True, attempt_supercell=True)
+
+def make_matcher(tolerances: MatchingSettings | None = None) -> StructureMatcher:
+    """A run's tolerances (pymatgen's defaults unless set: amorph.settings.MatchingSettings); volume
+    scaling and supercells allowed, because relaxed products come out strained by the potential and a
+    subcell may hold several primitive cells of a crystal."""
+    t = tolerances or MatchingSettings()
+    return StructureMatcher(ltol=t.ltol, stol=t.stol, angle_tol=t.angle_tol, primitive_cell=True, scale=True, attempt_supercell=True)
 
 
 def reduced_for_matching(matcher: StructureMatcher, structure: Structure) -> Structure:

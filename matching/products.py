@@ -20,36 +20,39 @@ from amorph.results.product_cif import product_cif
 from amorph.results.subcells import COLUMNS as SUBCELL_COLUMNS
 from amorph.results.subcells import SubcellRecord
 from amorph.sampling import NamedProducts, product_of
+from amorph.settings import MatchingSettings
 
 if TYPE_CHECKING:
     from amorph.run import Run
 
 
 def name_products(
-    relaxed: list[Atoms], references: list[Polymorph], progress: ProgressSink | None = None, named: NamedProducts | None = None
+    relaxed: list[Atoms], references: list[Polymorph], progress: ProgressSink | None = None, named: NamedProducts | None = None,
+    tolerances: MatchingSettings | None = None,
 ) -> tuple[dict[int, Identity], dict[int, Symmetry]]:
     """Space group and name of every valid relaxed subcell, keyed by subcell id; taken from `named`
     (stage 4's) when it holds exactly these products."""
-    if named is not None and set(named.products) == {a.info["subcell_id"] for a in relaxed if a.info["valid"]}:
+    tolerances = tolerances or MatchingSettings()
+    if named is not None and named.tolerances == tolerances and set(named.products) == {a.info["subcell_id"] for a in relaxed if a.info["valid"]}:
         if progress is not None:
             progress.advance(len(relaxed))
         return named.identities(), {i: p.symmetry for i, p in named.products.items()}
     products, symmetries = [], {}
     for atoms in relaxed:
         if atoms.info["valid"]:
-            product = product_of(atoms)
+            product = product_of(atoms, tolerances.symprec)
             symmetries[product.subcell_id] = product.symmetry
             products.append(product)
         if progress is not None:
             progress.advance()
-    return identify(products, references), symmetries
+    return identify(products, references, tolerances), symmetries
 
 
 def identify_products(run: Run, progress: ProgressSink) -> None:
     """Step 5: space group of every valid product and its match among the known polymorphs."""
     relaxed = run.out.read_atoms(files.SUBCELLS_RELAXED)
     progress.start("Identifying products", len(relaxed) + 1)
-    labels, symmetries = name_products(relaxed, run.references(), progress, run.named)
+    labels, symmetries = name_products(relaxed, run.references(), progress, run.named, run.settings.matching)
     progress.advance()
     progress.finish()
 

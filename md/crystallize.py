@@ -59,10 +59,12 @@ def crystallize_subcells(run: Run, progress: ProgressSink) -> None:
             return [checkpoint.done[int(c.info["subcell_id"])] for c in cells]
 
         if sc.adaptive:
-            relaxed, sampling = relax_until_separated(budget, relax, round_size, run.references(), run.rng(STREAM_BOOTSTRAP), progress)
+            relaxed, sampling = relax_until_separated(budget, relax, round_size, run.references(), run.rng(STREAM_BOOTSTRAP), progress,
+                                                      run.settings.matching)
         elif reserve:
             relaxed, sampling, run.named = relax_while_inconclusive(
-                budget, reserve, relax, run.references(), run.settings.rule, lambda: run.rng(STREAM_RULES), progress
+                budget, reserve, relax, run.references(), run.settings.rule, lambda: run.rng(STREAM_RULES), progress,
+                run.settings.matching,
             )
         else:
             relaxed = relax(budget)

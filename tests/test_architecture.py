@@ -194,3 +194,51 @@ def test_joining_cells_with_and_without_keys_is_refused():
     cells = [bulk("Cu"), bulk("Cu")]
     with pytest.raises(ValueError, match="keys"):
         CellBatch.from_atoms(cells[:1], keys=[1]).extend(CellBatch.from_atoms(cells[1:]))
+
+
+def test_every_setting_is_declared_on_its_field():
+    """amorph.settings: each field of RunSettings and of every section carries its Declaration (flag,
+    meaning, unit, range), so FLAGS, --help, validation and error messages have one source."""
+    from dataclasses import fields
+
+    from amorph.settings import SECTIONS
+
+    sections = [RunSettings] + [type(getattr(RunSettings("Cu"), s)) for s in SECTIONS]
+    undeclared = [f"{cls.__name__}.{f.name}" for cls in sections for f in fields(cls)
+                  if f.name not in SECTIONS and "declaration" not in f.metadata]
+    assert undeclared == []
+    assert len({f.key for f in FLAGS}) == len(FLAGS)
+
+
+def test_the_readme_preset_table_is_the_presets():
+    from pathlib import Path
+
+    from amorph.settings import preset_table
+
+    assert preset_table() in (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_flags_set_their_fields_as_declared():
+    from amorph.settings import apply_options
+
+    base = preset_settings("Cu", "quick")
+    changed = apply_options(base, {"--keep-cut-contacts": True, "--n-max": 6, "--md-steps": 40, "--t-low": None,
+                                   "--any-composition": False, "--db": ("builtin",)})
+    assert changed.subcells.push_cut_contacts is False  # inverted: the switch turns the setting off
+    assert (changed.subcells.n_max, changed.subcells.fit_polymorphs) == (6, False)  # --n-max implies no fitting
+    assert changed.melt_quench.steps_per_stage == 40 and changed.databases == ("builtin",)
+    assert changed.melt_quench.t_low == base.melt_quench.t_low and changed.subcells.any_composition is False
+
+
+def test_the_api_refuses_what_the_cli_refuses():
+    """A cross-field rule lives in validate(), which prepare() runs for the Python API too: 'auto' and a
+    reserve exclude each other (the API used to drop the reserve without a word)."""
+    from dataclasses import replace
+
+    from amorph.errors import AmorphError
+
+    quick = preset_settings("Cu", "quick")
+    auto_with_reserve = replace(quick, subcells=replace(quick.subcells, adaptive=True))
+    with pytest.raises(AmorphError, match="--more-if-inconclusive needs a whole-number --max-subcells"):
+        validate(auto_with_reserve)
+    validate(replace(auto_with_reserve, subcells=replace(auto_with_reserve.subcells, more_if_inconclusive=0)))

@@ -100,3 +100,24 @@ def test_a_changed_setting_runs_the_stages_that_read_it_and_what_their_outputs_r
     after = stage_seconds(other)
     assert [name for name in after if after[name] != before[name]] == [
         "crystallize_subcells", "identify_products", "compare_with_polymorphs", "rank_polymorphs", "draw_report"]
+
+
+def test_matching_tolerances_are_settings_a_copy_records_and_names_again_with(cu_smoke_run, tmp_path, monkeypatch, benchmark_script):
+    """benchmarks/matching_tolerance.py sets the tolerances through the run's settings (config.json's
+    `matching`), not by patching amorph; the relaxation is kept as it ran and only the naming differs."""
+    run, _ = cu_smoke_run
+    assert json.loads((run / "config.json").read_text())["settings"]["matching"] == {
+        "ltol": 0.2, "stol": 0.3, "angle_tol": 5.0, "symprec": [0.01, 0.05, 0.1]}
+    src = tmp_path / "src"
+    shutil.copytree(run, src / "cu")
+    argv = ["matching_tolerance.py", str(src), str(tmp_path / "dst"), "--ltol", "0.001", "--stol", "0.001", "--angle-tol", "0.01"]
+    monkeypatch.setattr(sys, "argv", argv)
+    benchmark_script("matching_tolerance").main()
+    copy = tmp_path / "dst" / "cu"
+    config = json.loads((copy / "config.json").read_text())
+    assert config["settings"]["matching"]["ltol"] == 0.001 and any("matching_tolerance.py" in n for n in config["potential"]["notes"])
+    before, after = stage_seconds(run), stage_seconds(copy)
+    assert after["crystallize_subcells"] == before["crystallize_subcells"] and after["identify_products"] != before["identify_products"]
+    assert (copy / "subcells_relaxed.extxyz").read_bytes() == (run / "subcells_relaxed.extxyz").read_bytes()
+    matched = [sum(r["known_polymorph"] == "True" for r in csv.DictReader(open(f / "subcells.csv", newline=""))) for f in (run, copy)]
+    assert matched[1] < matched[0]
