@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from amorph.errors import AmorphError
-from amorph.settings import FLAGS, NUMBER_RULES, Flag, RunSettings, apply_options, flat_settings
+from amorph.settings import FLAGS, NUMBER_RANGES, Flag, RunSettings, apply_options, flat_settings
 
 SCREEN_CSV = "screen.csv"
 SCREEN_JSON = "screen.json"
@@ -119,7 +119,7 @@ def check_items(items: Sequence[ScreenItem], base: RunSettings) -> None:
 def flag_for(column: str) -> Flag:
     """The `amorph predict` flag a CSV column names ("md-steps", "md_steps" or "--md-steps")."""
     option = "--" + column.strip().lstrip("-").replace("_", "-")
-    numbers = [f for f in FLAGS if f.section and f.cli and f.rule in NUMBER_RULES]  # a CSV cell is a number
+    numbers = [f for f in FLAGS if f.section and f.cli and f.allowed in NUMBER_RANGES]  # a CSV cell is a number
     for flag in numbers:
         if flag.option == option:
             return flag

@@ -37,7 +37,7 @@ DEFAULT_DATABASES: tuple[str, ...] = ("builtin", "prototypes")
 
 # How a setting's value is checked: a positive, non-negative or fractional number, one of its Literal
 # type's choices, or "free" (a formula, a potential name or a list of sources, each checked where it is used)
-Rule = Literal["positive", "non-negative", "fraction", "choice", "free"]
+ValueRange = Literal["positive", "non-negative", "fraction", "choice", "free"]
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,15 @@ class Declaration:
     option: str
     meaning: str
     unit: str = ""
-    rule: Rule = "positive"
+    allowed: ValueRange = "positive"
     inverted: bool = False
     implies: tuple[tuple[str, Any], ...] = ()
 
 
-def setting(default: Any, option: str, meaning: str, unit: str = "", rule: Rule = "positive", *,
+def setting(default: Any, option: str, meaning: str, unit: str = "", allowed: ValueRange = "positive", *,
             inverted: bool = False, implies: tuple[tuple[str, Any], ...] = ()) -> Any:
     """A dataclass field with its Declaration (see Flag)."""
-    return field(default=default, metadata={"declaration": Declaration(option, meaning, unit, rule, inverted, implies)})
+    return field(default=default, metadata={"declaration": Declaration(option, meaning, unit, allowed, inverted, implies)})
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ class MeltQuenchSettings:
                               "Bussi 1/tau); tightened to 1/100 of a stage on shorter stages", "1/fs")
     thermostat: Thermostat = setting("bussi", "--thermostat", "langevin: friction and noise on every atom; bussi: the whole cell's "
                                      "velocities rescaled (stochastic velocity rescaling), each atom's motion left Newtonian",
-                                     rule="choice")
+                                     allowed="choice")
     # FIRE steps on the packed cell's atoms before the MD (amorph.melt_quench.relax_packing); 0: as packed, as the paper
     start_relax_steps: int = setting(200, "--start-relax-steps", "FIRE steps on the packed cell's atoms before the MD, so that "
-                                     "the melt starts at its temperature (0: as packed, as the paper)", rule="non-negative")
+                                     "the melt starts at its temperature (0: as packed, as the paper)", allowed="non-negative")
     # independent melt-quench trajectories, run as one batch; their subcells are pooled
     replicas: int = setting(1, "--replicas", "Independent melt-quench runs, batched together; subcells pooled")
 
@@ -103,7 +103,7 @@ class MeltQuenchSettings:
 class SubcellSettings:
     """Stage 3: orthorhombic subcells (local motifs) cut from the amorphous cell."""
 
-    d_frac: float = setting(0.1, "--d-frac", "Fractional grid spacing of subcell bounds, in (0, 1)", rule="fraction")
+    d_frac: float = setting(0.1, "--d-frac", "Fractional grid spacing of subcell bounds, in (0, 1)", allowed="fraction")
     n_min: int = setting(2, "--n-min", "Fewest atoms in a subcell")
     # an explicit --n-max is taken as it is: it turns fit_polymorphs off
     n_max: int = setting(24, "--n-max", "Most atoms in a subcell (default: the preset's, raised to fit the primitive cell of every "
@@ -111,24 +111,24 @@ class SubcellSettings:
     # raise n_max so that the primitive cell of every known polymorph the starting cell has room for
     # fits, up to half the starting cell (amorph.motifs.subcells.size_limit; amorph.start.out_of_room)
     fit_polymorphs: bool = setting(True, "--n-max", "Raise the largest subcell to fit the known polymorphs (off with --n-max)",
-                                   rule="free")
+                                   allowed="free")
     # with adaptive: the most that may be relaxed
     max_subcells: int = setting(2000, "--max-subcells", "Budget: subcells relaxed (random sample if more), or 'auto': relax in "
                                 "rounds until the leading polymorph is ahead at 95% confidence (at most the preset's budget)")
-    adaptive: bool = setting(False, "--max-subcells auto", "Relax in rounds until the leader is clear at 95%", rule="free")
+    adaptive: bool = setting(False, "--max-subcells auto", "Relax in rounds until the leader is clear at 95%", allowed="free")
     # subcells drawn beyond the budget and relaxed in rounds only while the answer is inconclusive
     # after it (amorph.sampling.relax_while_inconclusive); 0: none
     more_if_inconclusive: int = setting(0, "--more-if-inconclusive", "Reserve: when the answer is inconclusive after the budget, "
                                         "relax up to this many more subcells, in rounds, until it is conclusive or the rest could "
-                                        "not be expected to settle it (0: never)", rule="non-negative")
+                                        "not be expected to settle it (0: never)", allowed="non-negative")
     any_composition: bool = setting(False, "--any-composition", "Keep subcells of any composition, not only multiples of the formula",
-                                    rule="free")
+                                    allowed="free")
     all_sizes: bool = setting(False, "--all-sizes", "Keep every subcell size; by default only sizes some known polymorph's "
-                              "primitive cell divides", rule="free")
+                              "primitive cell divides", allowed="free")
     # part atoms the cut brought too close (motifs.subcells); False: as cut, as the paper
     push_cut_contacts: bool = setting(True, "--keep-cut-contacts", "Relax subcells exactly as cut, as the paper does; by default "
                                       "atoms that the new periodic boundaries bring too close are pushed apart first",
-                                      rule="free", inverted=True)
+                                      allowed="free", inverted=True)
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class RelaxSettings:
     # batched: many cells per forward pass, MD through the same evaluator; sequential: plain ASE calls
     engine: Engine = setting("batched", "--engine", "batched: many subcells per forward pass, and MD forces from the same engine "
                              "(matgl, CHGNet); sequential: the plain ASE calculator, one cell per call, for MD and relaxation",
-                             rule="choice")
+                             allowed="choice")
 
 
 @dataclass(frozen=True)
@@ -161,33 +161,33 @@ class MatchingSettings:
     stol: float = setting(0.3, "matching.stol", "StructureMatcher site tolerance, in units of (volume per site)^(1/3)")
     angle_tol: float = setting(5.0, "matching.angle_tol", "StructureMatcher angle tolerance", "degrees")
     # tried in turn; checked in validate() (positive, increasing)
-    symprec: tuple[float, ...] = setting((0.01, 0.05, 0.1), "matching.symprec", "spglib tolerances tried in turn", "A", rule="free")
+    symprec: tuple[float, ...] = setting((0.01, 0.05, 0.1), "matching.symprec", "spglib tolerances tried in turn", "A", allowed="free")
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """Everything that defines one `amorph predict` run."""
 
-    formula: str = field(metadata={"declaration": Declaration("formula", "Chemical formula", rule="free")})
+    formula: str = field(metadata={"declaration": Declaration("formula", "Chemical formula", allowed="free")})
     # the CLI's default is quick without a GPU, standard with one (cli.main.predict)
     preset: Preset = setting("standard", "--preset", "smoke | quick | standard | paper. Default: quick without a GPU, standard "
-                             "with one", rule="choice")
+                             "with one", allowed="choice")
     # checked by md.potentials.check_potential_spec
     potential: str = setting("auto", "--potential", "auto | chgnet | emt | matgl:MODEL | sevennet[:MODEL[:MODAL]] | diep | "
                              "ase:MODULE:FACTORY, each optionally +d3 (D3(BJ) dispersion); `amorph potentials` lists them",
-                             rule="free")
-    device: Device = setting("auto", "--device", "Where the potential runs", rule="choice")
-    seed: int = setting(0, "--seed", "Random seed (packing, MD, subcell sampling)", rule="non-negative")
+                             allowed="free")
+    device: Device = setting("auto", "--device", "Where the potential runs", allowed="choice")
+    seed: int = setting(0, "--seed", "Random seed (packing, MD, subcell sampling)", allowed="non-negative")
     # --db sources of known polymorphs, in merge order; checked by matching.sources
     databases: tuple[str, ...] = setting(DEFAULT_DATABASES, "--db", "Source of known polymorphs, repeatable, merged in order: "
-                                         "builtin | mp | prototypes | DIR | FILE.db", rule="free")
+                                         "builtin | mp | prototypes | DIR | FILE.db", allowed="free")
     rule: PredictionRule = setting(DEFAULT_RULE, "--rule", "Which rule names the first polymorph in report.json's `prediction` "
                                    "(all are reported): most-frequent (the most frequent known polymorph), lowest-energy (the "
                                    "lowest-energy product, the a2c reference code's) or lowest-energy-known (the lowest-energy "
-                                   "known one, the default)", rule="choice")
+                                   "known one, the default)", allowed="choice")
     # evaluate the reference crystal before any MD (amorph.md.sanity)
     potential_check: bool = setting(True, "--skip-potential-check", "Do not check the potential on the formula's reference "
-                                    "crystal before the melt-quench", rule="free", inverted=True)
+                                    "crystal before the melt-quench", allowed="free", inverted=True)
     packing: PackingSettings = field(default_factory=PackingSettings)
     melt_quench: MeltQuenchSettings = field(default_factory=MeltQuenchSettings)
     subcells: SubcellSettings = field(default_factory=SubcellSettings)
@@ -301,7 +301,7 @@ def override(settings: RunSettings, section: str, **values: Any) -> RunSettings:
     return replace(settings, **{section: replace(getattr(settings, section), **given)})
 
 
-NUMBER_RULES: tuple[Rule, ...] = ("positive", "non-negative", "fraction")
+NUMBER_RANGES: tuple[ValueRange, ...] = ("positive", "non-negative", "fraction")
 SECTIONS: tuple[str, ...] = ("packing", "melt_quench", "subcells", "relax", "matching")
 
 
@@ -313,15 +313,15 @@ class Flag:
     section: str  # which stage's settings hold it ("" for RunSettings itself)
     name: str  # the field
     declaration: Declaration
-    kind: Any  # the field's type (a Literal's choices for rule "choice")
+    kind: Any  # the field's type (a Literal's choices for the range "choice")
 
     @property
     def option(self) -> str:
         return self.declaration.option
 
     @property
-    def rule(self) -> Rule:
-        return self.declaration.rule
+    def allowed(self) -> ValueRange:
+        return self.declaration.allowed
 
     @property
     def cli(self) -> bool:
@@ -344,13 +344,13 @@ class Flag:
     def check(self, value: Any) -> None:
         """Refuse a value outside the flag's range, naming the flag."""
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if self.rule == "positive" and not (number and value > 0):
+        if self.allowed == "positive" and not (number and value > 0):
             raise AmorphError(f"{self.option} must be a positive number, got {value}")
-        if self.rule == "non-negative" and not (number and value >= 0):
+        if self.allowed == "non-negative" and not (number and value >= 0):
             raise AmorphError(f"{self.option} must not be negative, got {value}")
-        if self.rule == "fraction" and not (number and 0 < value < 1):
+        if self.allowed == "fraction" and not (number and 0 < value < 1):
             raise AmorphError(f"{self.option} must lie strictly between 0 and 1, got {value}")
-        if self.rule == "choice":
+        if self.allowed == "choice":
             check_choice(self.option, value, self.kind)
 
 

@@ -85,11 +85,11 @@ def tally(outcomes: list[Outcome]) -> list[PolymorphTally]:
 
 
 def tally_order(row: PolymorphTally) -> tuple[int, float]:
-    """Rows by count, most first; ties: the lower lowest energy first (predicted_polymorph relies on it)."""
+    """Rows by count, most first; ties: the lower lowest energy first (most_frequent_known relies on it)."""
     return (-row.count, row.lowest_energy_per_atom)
 
 
-def predicted_polymorph(rows: list[PolymorphTally]) -> PolymorphTally | None:
+def most_frequent_known(rows: list[PolymorphTally]) -> PolymorphTally | None:
     """The known polymorph that emerged most often (ties: the lower energy); None when none did."""
     known = [r for r in rows if r.known]
     return known[0] if known else None

@@ -29,7 +29,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from amorph.matching.ranking import Outcome, PolymorphTally, predicted_polymorph, tally, tally_order
+from amorph.matching.ranking import Outcome, PolymorphTally, most_frequent_known, tally, tally_order
 from amorph.matching.statistics import N_BOOTSTRAP, resamples
 from amorph.settings import PredictionRule
 
@@ -66,7 +66,7 @@ def tied_with(chosen: PolymorphTally, rows: list[PolymorphTally], known_only: bo
 
 
 RULES: dict[PredictionRule, Callable[[list[PolymorphTally]], PolymorphTally | None]] = {
-    "most-frequent": predicted_polymorph,
+    "most-frequent": most_frequent_known,
     "lowest-energy": lowest_energy_resolved,
     "lowest-energy-known": _lowest_energy_known,
 }

@@ -122,17 +122,14 @@ class Guard:
 
 
 class RampedBussi(Bussi):
-    """ASE's Bussi thermostat with the two setters Langevin has and the guarded ramp needs: a target
-    temperature that changes every step, and a time step that halves after a fault. ASE's class has
-    neither, so these set again what its __init__ derives from temperature_K and timestep."""
+    """ASE's Bussi thermostat with the setter Langevin has and the ramp needs: a target temperature
+    that changes every step. It sets again the two public attributes ASE's __init__ derives from
+    temperature_K. A shorter time step after a fault gets a new integrator (run_nvt_schedule), so
+    nothing private of ASE's is touched."""
 
     def set_temperature(self, temperature_K: float) -> None:
         self.temp = temperature_K * units.kB
         self.target_kinetic_energy = 0.5 * self.temp * self.ndof
-
-    def set_timestep(self, timestep: float) -> None:
-        self.dt = timestep
-        self._exp_term = math.exp(-self.dt / self.taut)
 
 
 def thermostat(atoms: Atoms, kind: Thermostat, timestep_fs: float, temperature_K: float, friction_per_fs: float,
@@ -226,7 +223,7 @@ def run_nvt_schedule(
             rng.bit_generator.state = good.rng_state
             del log[good.log_length :]
             step, streaks = good.step, good.streaks
-            dyn.set_timestep(timestep_fs / 2**halvings * units.fs)
+            dyn = thermostat(atoms, kind, timestep_fs / 2**halvings, target, friction_per_fs, rng)  # no draw from rng
             forces = atoms.get_forces(md=True)
             continue
         step += 1

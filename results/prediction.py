@@ -19,7 +19,7 @@ from amorph.matching.statistics import share_intervals, unseen_chance
 from amorph.progress import ProgressSink
 from amorph.reach import could_not_form, out_of_reach, primitive_sizes, roomless_of, unformed_energies
 from amorph.results import rundir as files
-from amorph.results.report import build_report, similarity_predictions, similarity_rows
+from amorph.results.report import KnownReach, ProductCounts, RunFacts, build_report, similarity_predictions, similarity_rows
 from amorph.results.subcells import SubcellRecord, invalid_kind, outcomes_of, read_records
 from amorph.run import STREAM_BOOTSTRAP, STREAM_RULES, STREAM_SIMILARITY
 from amorph.start import reference_volume
@@ -67,31 +67,21 @@ def rank_polymorphs(run: Run, progress: ProgressSink) -> None:
     closeness = run.out.read_json(files.SIMILARITY)
     run.out.write_csv(files.POLYMORPHS_CSV, with_similarity(pd.DataFrame([t.to_dict() for t in rows]), closeness))
     unformed = unformed_energies(run.references(), rows, reach, {p["name"]: p["energy_per_atom"] for p in closeness["polymorphs"]})
-    report = build_report(
-        formula=run.formula.reduced,
-        rule=run.settings.rule,
-        rows=rows,
-        probabilities=probabilities,
+    facts = RunFacts(
+        formula=run.formula.reduced, rule=run.settings.rule, preset=run.settings.preset, seed=run.settings.seed,
+        potential=config["potential"]["used"], replicas=run.settings.melt_quench.replicas, sources=list(run.settings.databases),
+        reference_volume=asdict(reference_volume(run.formula, run.references())), timings=run.timings,
         seconds_per_subcell=relax_seconds / len(records) if relax_seconds and records else None,
-        n_subcells=len(records),
-        n_valid=len(valid),
-        invalid=dict(Counter(invalid_kind(r.reason) for r in records if not r.valid).most_common()),
-        replicas=run.settings.melt_quench.replicas,
-        sampling=run.out.read_json(files.SAMPLING) if run.out.has(files.SAMPLING) else {"mode": "fixed", "relaxed": len(records)},
-        potential=config["potential"]["used"],
-        preset=run.settings.preset,
-        seed=run.settings.seed,
-        reference_volume=asdict(reference_volume(run.formula, run.references())),
-        sources=list(run.settings.databases),
-        known_names=[p.name for p in run.references()],
-        out_of_reach=reach,
-        timings=run.timings,
-        could_not_form=could_not_form(run.references(), reach, sizes, roomless),
-        unseen=unseen_chance([t.count for t in rows]),
-        unformed=unformed,
-        melt_quench=run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None,
-        similarity=closeness,
     )
+    products = ProductCounts(
+        rows=rows, probabilities=probabilities, n_subcells=len(records), n_valid=len(valid),
+        invalid=dict(Counter(invalid_kind(r.reason) for r in records if not r.valid).most_common()),
+        sampling=run.out.read_json(files.SAMPLING) if run.out.has(files.SAMPLING) else {"mode": "fixed", "relaxed": len(records)},
+        unseen=unseen_chance([t.count for t in rows]),
+    )
+    known = KnownReach([p.name for p in run.references()], reach, could_not_form(run.references(), reach, sizes, roomless), unformed)
+    summary = run.out.read_json(files.MELT_QUENCH_SUMMARY) if run.out.has(files.MELT_QUENCH_SUMMARY) else None
+    report = build_report(facts, products, known, summary, closeness)
     report["formula_display"] = run.formula.display  # as the user wrote it (MoSi2, not pymatgen's Si2Mo), for messages
     # what config.json records of the potential, so that report.json alone says which model answered
     report["potential_details"] = {k: config["potential"].get(k) for k in ("description", "version", "training_data", "weights_checksum", "device")}

@@ -7,6 +7,7 @@ in one place.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from amorph.matching.ranking import PolymorphTally, lowest_energy_product
@@ -125,70 +126,88 @@ def not_formed(known_names: list[str], rows: list[PolymorphTally], out_of_reach:
     return [{"name": name, "out_of_reach": out_of_reach.get(name)} for name in known_names if name not in formed]
 
 
-def build_report(
-    *,
-    formula: str,
-    rule: PredictionRule,
-    rows: list[PolymorphTally],
-    probabilities: dict[PredictionRule, dict[str, float]],
-    seconds_per_subcell: float | None,
-    n_subcells: int,
-    n_valid: int,
-    invalid: dict[str, int],
-    replicas: int,
-    sampling: dict[str, Any],
-    potential: str,
-    preset: str,
-    seed: int,
-    reference_volume: dict[str, Any],
-    sources: list[str],
-    known_names: list[str],
-    out_of_reach: dict[str, str],
-    timings: dict[str, float],
-    melt_quench: dict[str, Any] | None = None,
-    could_not_form: Sequence[str] = (),
-    unseen: float | None = None,
-    unformed: Mapping[str, float] | None = None,
-    similarity: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """report.json's content (keys in the order a reader meets them); `prediction` is what `rule` names.
-    could_not_form: the database's polymorphs the subcells could not become (every answer inconclusive);
-    unseen: the Good-Turing chance that the next subcell becomes a product not seen yet;
-    unformed: energies per atom, under the run's potential, of the database's polymorphs that fit the
-    subcells and formed in none (an energy rule's answer above one of them is inconclusive)."""
+@dataclass(frozen=True)
+class RunFacts:
+    """What the run was: its formula, the rule report.json's `prediction` follows, and its provenance."""
+
+    formula: str
+    rule: PredictionRule
+    preset: str
+    seed: int
+    potential: str  # the model used (config.json's potential.used)
+    replicas: int
+    sources: list[str]
+    reference_volume: dict[str, Any]
+    timings: dict[str, float]
+    seconds_per_subcell: float | None = None
+
+
+@dataclass(frozen=True)
+class ProductCounts:
+    """What the subcells became: one row per product, each rule's bootstrap shares, and the counts.
+    unseen: the Good-Turing chance that the next subcell becomes a product not seen yet."""
+
+    rows: list[PolymorphTally]
+    probabilities: dict[PredictionRule, dict[str, float]]
+    n_subcells: int
+    n_valid: int
+    invalid: dict[str, int]  # invalid subcells by reason
+    sampling: dict[str, Any]
+    unseen: float | None = None
+
+
+@dataclass(frozen=True)
+class KnownReach:
+    """The known polymorphs and what the run's subcells could reach of them (amorph.reach).
+    could_not_form: the database's polymorphs no subcell could become (every answer inconclusive);
+    unformed: energies per atom, under the run's potential, of those that fit and formed in none."""
+
+    names: list[str]
+    out_of_reach: dict[str, str]
+    could_not_form: Sequence[str] = ()
+    unformed: Mapping[str, float] | None = None
+
+
+def build_report(run: RunFacts, products: ProductCounts, known: KnownReach,
+                 melt_quench: dict[str, Any] | None = None, similarity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """report.json's content (keys in the order a reader meets them); `prediction` is what `run.rule` names.
+    melt_quench: the temperatures each replica's stages reached; similarity: similarity.json's content."""
+    rows = products.rows
+
     def named(name: PredictionRule) -> dict[str, Any]:
-        return named_by(name, rows, formula, probabilities[name], seconds_per_subcell, replicas, could_not_form, unformed)
+        return named_by(name, rows, run.formula, products.probabilities[name], run.seconds_per_subcell, run.replicas,
+                        known.could_not_form, known.unformed)
 
     return {
-        "formula": formula,
-        "prediction": named(rule),
+        "formula": run.formula,
+        "prediction": named(run.rule),
         "predictions": {name: named(name) for name in RULES},  # the similarity rules join them (similarity_predictions)
         "evidence": {  # what a conclusive answer needs (amorph.matching.rules)
             "energy_resolution_mev_per_atom": 1000 * ENERGY_RESOLUTION,
             "min_subcells": MIN_EVIDENCE,
-            "min_replicas": min(2, replicas),
+            "min_replicas": min(2, run.replicas),
             "bootstrap_conclusive_at": CONCLUSIVE,
-            "could_not_form": list(could_not_form),
-            "unseen_product_chance": unseen,
+            "could_not_form": list(known.could_not_form),
+            "unseen_product_chance": products.unseen,
             # eV/atom under the run's potential, relaxed: known polymorphs that fit and formed in no subcell
-            "not_formed_energies": dict(unformed or {}),
+            "not_formed_energies": dict(known.unformed or {}),
         },
         "lowest_energy_product": lowest_energy_of(rows),
         "polymorphs": [r.to_dict() for r in rows],
-        "n_subcells": n_subcells,
-        "n_valid": n_valid,
-        "invalid": dict(invalid),  # invalid subcells by reason (subcells.csv has each one's)
-        "replicas": replicas,
-        "sampling": sampling,
-        "potential": potential,
-        "preset": preset,
-        "seed": seed,
-        "reference_volume": reference_volume,
+        "n_subcells": products.n_subcells,
+        "n_valid": products.n_valid,
+        "invalid": dict(products.invalid),  # invalid subcells by reason (subcells.csv has each one's)
+        "replicas": run.replicas,
+        "sampling": products.sampling,
+        "potential": run.potential,
+        "preset": run.preset,
+        "seed": run.seed,
+        "reference_volume": run.reference_volume,
         "melt_quench": melt_quench,  # the temperatures each replica's stages reached (amorph.melt_quench); None before they were kept
-        "known_polymorphs": {"sources": sources, "names": known_names, "not_formed": not_formed(known_names, rows, out_of_reach)},
+        "known_polymorphs": {"sources": run.sources, "names": known.names, "not_formed": not_formed(known.names, rows, known.out_of_reach)},
         # the amorphous solid against every known polymorph (matching.similarity); None before it was measured
         "similarity": similarity_section(similarity, {r.name: (r.count, r.share) for r in rows if r.known}) if similarity else None,
-        "timings": dict(timings),
+        "timings": dict(run.timings),
     }
 
 

@@ -37,7 +37,7 @@ def test_every_flag_is_stated_once_for_help_and_validation():
         assert setting.value(RunSettings("Cu")) is not None  # names a real field
 
 
-@pytest.mark.parametrize("setting", [f for f in FLAGS if f.rule == "positive"], ids=lambda f: f.option)
+@pytest.mark.parametrize("setting", [f for f in FLAGS if f.allowed == "positive"], ids=lambda f: f.option)
 def test_validation_names_the_flag(setting):
     from dataclasses import replace
 

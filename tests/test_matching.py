@@ -7,7 +7,7 @@ from pymatgen.core import Lattice, Structure
 from amorph.matching.database import known_polymorphs
 from amorph.matching.identify import Clusters, Identity, Product, identify
 from amorph.matching.matcher import make_matcher, reduced_for_matching
-from amorph.matching.ranking import Outcome, predicted_polymorph, tally
+from amorph.matching.ranking import Outcome, most_frequent_known, tally
 from amorph.matching.symmetry import find_symmetry, primitive_size
 
 
@@ -109,5 +109,5 @@ def test_tally_and_prediction():
     ana_row = rows[1]
     assert ana_row.count == 2 and ana_row.share == pytest.approx(2 / 6)
     assert ana_row.lowest_energy_per_atom == -9.0 and ana_row.median_energy_per_atom == pytest.approx(-8.9)
-    assert predicted_polymorph(rows).name == "anatase"  # most frequent *known* polymorph
-    assert predicted_polymorph(tally([Outcome(0, unk, -1.0, "TiO2")])) is None
+    assert most_frequent_known(rows).name == "anatase"  # most frequent *known* polymorph
+    assert most_frequent_known(tally([Outcome(0, unk, -1.0, "TiO2")])) is None
