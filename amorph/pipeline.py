@@ -98,12 +98,13 @@ def _stages(run: Run, progress: ProgressSink) -> dict[str, Any]:
         progress.note(note)
     records = adopt(run.out, run.settings) if run.resume else StageRecords(run.out)
     run.timings |= records.seconds()
+    model = f"{run.potential.name} {run.potential.checksum}"
     for entry in STAGES:
-        current = fingerprint(entry, run.settings, run.out)
+        current = fingerprint(entry, run.settings, run.out, model)
         if run.resume and run.out.has(entry.done_marker) and records.up_to_date(entry, current):
             progress.note(f"resume: {entry.done_marker} exists, skipping {entry.name}")
             continue
-        if records.started_with(entry) not in (None, current):  # begun or finished under other settings or inputs
+        if records.begun_otherwise(entry, current):
             progress.note(f"{entry.name} runs again: its settings or inputs changed")
             remove_outputs(run.out, entry)
         records.start(entry, current)

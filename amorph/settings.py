@@ -211,11 +211,19 @@ class RunSettings:
             packing=PackingSettings(**data["packing"]),
             # a run from before the packed cell was relaxed started the MD as packed
             melt_quench=MeltQuenchSettings(**{"start_relax_steps": 0, **data["melt_quench"]}),
-            subcells=SubcellSettings(**data["subcells"]),
+            subcells=_subcells_as_run(data["subcells"]),
             relax=RelaxSettings(**data["relax"]),
             # a run from before the section matched with these defaults, which were then fixed in code
             matching=MatchingSettings(**_as_tuples(data.get("matching", {}))),
         )
+
+
+def _subcells_as_run(section: dict[str, Any]) -> SubcellSettings:
+    """A run's subcell settings; one made through the Python API before validate() refused 'auto'
+    with a reserve ran without the reserve, and is read back as it ran."""
+    if section.get("adaptive") and section.get("more_if_inconclusive"):
+        section = {**section, "more_if_inconclusive": 0}
+    return SubcellSettings(**section)
 
 
 def _as_tuples(section: dict[str, Any]) -> dict[str, Any]:

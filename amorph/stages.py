@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
@@ -36,6 +37,15 @@ ALWAYS_READABLE = frozenset({"formula"})  # a run folder's formula never changes
 
 
 @dataclass(frozen=True)
+class Condition:
+    """Settings a stage reads only when `holds` is true of the run's settings; `label` says when."""
+
+    label: str
+    holds: Callable[[RunSettings], bool]
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Stage:
     """One step of the method as the pipeline runs it.
 
@@ -43,13 +53,20 @@ class Stage:
     reads: run-folder files it reads (written by earlier stages; a missing optional one is allowed);
     writes: files and folders it writes, the first one marking the stage done;
     settings: what it reads of RunSettings: a section ("relax"), one field ("subcells.n_max") or a
-    top-level field ("seed"); "potential" stands for the model the run loaded."""
+    top-level field ("seed"); "potential" stands for the model the run loaded (its name and checksum);
+    when: settings it reads only under a condition on the others (a predicate and the keys), so that a
+    fixed-budget run's relaxations do not depend on a rule they never consult."""
 
     name: str
     function: str
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     settings: tuple[str, ...]
+    when: tuple[Condition, ...] = ()
+
+    def declared(self, settings: RunSettings) -> tuple[str, ...]:
+        """The settings this stage reads under these settings."""
+        return self.settings + tuple(key for c in self.when if c.holds(settings) for key in c.keys)
 
     def load(self) -> Callable[[Run, ProgressSink], None]:
         module, _, name = self.function.partition(":")
@@ -58,6 +75,12 @@ class Stage:
     @property
     def done_marker(self) -> str:
         return self.writes[0]
+
+
+def names_products_in_rounds(settings: RunSettings) -> bool:
+    """Stage 4 relaxes in rounds that name the products and judge the answer as they go (--max-subcells
+    auto, or a reserve for an inconclusive answer), and so reads the rule and the matching tolerances."""
+    return settings.subcells.adaptive or settings.subcells.more_if_inconclusive > 0
 
 
 STAGES: tuple[Stage, ...] = (
@@ -74,7 +97,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("crystallize_subcells", "amorph.md.crystallize:crystallize_subcells",
           (files.SUBCELLS_INITIAL, files.AMORPHOUS_XYZ, files.KNOWN_POLYMORPHS),
           (files.SUBCELLS_RELAXED, files.CHECKPOINT, files.SAMPLING),
-          ("seed", "potential", "relax", "rule", "subcells.adaptive", "subcells.more_if_inconclusive", "matching")),
+          ("seed", "potential", "relax", "subcells.adaptive", "subcells.more_if_inconclusive"),
+          (Condition("with auto or a reserve", names_products_in_rounds, ("rule", "matching")),)),
     Stage("identify_products", "amorph.matching.products:identify_products", (files.SUBCELLS_RELAXED, files.KNOWN_POLYMORPHS),
           (files.SUBCELLS_CSV, files.PRODUCTS), ("matching",)),
     Stage("compare_with_polymorphs", "amorph.closeness:compare_with_polymorphs", (files.AMORPHOUS_XYZ, files.KNOWN_POLYMORPHS),
@@ -97,7 +121,10 @@ def markdown_table() -> str:
     def names(items: tuple[str, ...]) -> str:
         return ", ".join(f"`{i}`" for i in items) or "-"
 
-    rows = [f"| {n} | `{s.name}` | {names(s.reads)} | {names(s.writes)} | {names(s.settings)} |" for n, s in enumerate(STAGES)]
+    def settings(s: Stage) -> str:
+        return "; ".join([names(s.settings)] + [f"{names(c.keys)} ({c.label})" for c in s.when])
+
+    rows = [f"| {n} | `{s.name}` | {names(s.reads)} | {names(s.writes)} | {settings(s)} |" for n, s in enumerate(STAGES)]
     return "\n".join(["| # | stage | reads | writes | settings read |", "|---|---|---|---|---|", *rows])
 
 
@@ -129,7 +156,7 @@ class DeclaredSettings:
         self._settings, self._entry = settings, entry
 
     def __getattr__(self, name: str) -> Any:
-        declared = self._entry.settings
+        declared = self._entry.declared(self._settings)
         if name in SECTIONS and name not in declared:
             fields = {key.partition(".")[2] for key in declared if key.startswith(f"{name}.")}
             if fields:
@@ -185,6 +212,7 @@ class DeclaredRunDir(RunDir):
 def declared_view(run: Run, entry: Stage) -> Iterator[None]:
     """While a stage runs, its Run sees only the settings and files its entry declares."""
     settings, out = run.settings, run.out
+    run._references = None  # read again through the guard: a stage that uses them must declare the file
     run.settings = cast(RunSettings, DeclaredSettings(settings, entry))
     run.out = DeclaredRunDir(out.path, entry)
     try:
@@ -193,15 +221,19 @@ def declared_view(run: Run, entry: Stage) -> Iterator[None]:
         run.settings, run.out = settings, out
 
 
-def settings_read(entry: Stage, settings: RunSettings) -> dict[str, Any]:
-    """The values of the settings a stage declares, as stages.json records them."""
+def settings_read(entry: Stage, settings: RunSettings, model: str | None = None) -> dict[str, Any]:
+    """The values of the settings a stage declares, as stages.json records them; "potential" is the
+    setting with the model it loaded (`model`: name and weights checksum), since "auto" can load
+    another model on another machine."""
     values: dict[str, Any] = {}
-    for key in entry.settings:
+    for key in entry.declared(settings):
         section, _, name = key.partition(".")
         value = getattr(settings, section)
         if name:
             value = getattr(value, name)
         values[key] = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+        if key == "potential" and model is not None:
+            values[key] = f"{value} ({model})"
     return values
 
 
@@ -217,13 +249,36 @@ def _checksum(path: Path) -> str | None:
     return None
 
 
-def fingerprint(entry: Stage, settings: RunSettings, out: RunDir) -> dict[str, Any]:
-    """What a stage's result depends on: the settings it reads and a checksum of each file it reads.
-    The potential is named with its settings string ("potential"); tuples become lists, as JSON keeps them."""
-    import json
-
-    data = {"settings": settings_read(entry, settings), "inputs": {name: _checksum(out.file(name)) for name in entry.reads}}
+def fingerprint(entry: Stage, settings: RunSettings, out: RunDir, model: str | None = None) -> dict[str, Any]:
+    """What a stage's result depends on: the settings it reads (the potential with the model loaded,
+    `model`) and a checksum of each file it reads; tuples become lists, as JSON keeps them."""
+    data = {"settings": settings_read(entry, settings, model), "inputs": {name: _checksum(out.file(name)) for name in entry.reads}}
     return cast(dict[str, Any], json.loads(json.dumps(data, default=list)))
+
+
+def recorded_model(out: RunDir) -> str | None:
+    """The model a run folder's config.json says it loaded, as fingerprints name it."""
+    if not out.has(files.CONFIG):
+        return None
+    potential = out.read_json(files.CONFIG).get("potential", {})
+    return f"{potential.get('used')} {potential.get('weights_checksum')}"
+
+
+def same_fingerprint(recorded: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+    """Equal, a field missing from a recorded section counting as its default: a settings section
+    that gains a field in a later version must not make every earlier run's stages run again."""
+    if recorded is None:
+        return False
+    if recorded.get("inputs") != current.get("inputs") or set(recorded["settings"]) != set(current["settings"]):
+        return False
+    defaults = json.loads(json.dumps({k: v for k, v in asdict(RunSettings("x")).items() if isinstance(v, dict)}, default=list))
+    for key, value in current["settings"].items():
+        old = recorded["settings"][key]
+        if isinstance(value, dict) and isinstance(old, dict) and key in defaults:
+            old = {**{k: v for k, v in defaults[key].items() if k in value}, **old}
+        if old != value:
+            return False
+    return True
 
 
 class StageRecords:
@@ -239,14 +294,19 @@ class StageRecords:
 
     def up_to_date(self, entry: Stage, current: dict[str, Any]) -> bool:
         record = self.data.get(entry.name)
-        return record is not None and record.get("finished", False) and record["fingerprint"] == current
+        return record is not None and record.get("finished", False) and same_fingerprint(record["fingerprint"], current)
 
-    def started_with(self, entry: Stage) -> dict[str, Any] | None:
+    def begun_otherwise(self, entry: Stage, current: dict[str, Any]) -> bool:
+        """Begun or finished under other settings or inputs (its outputs, a checkpoint among them, are not this run's)."""
         record = self.data.get(entry.name)
-        return record["fingerprint"] if record else None
+        return record is not None and not same_fingerprint(record["fingerprint"], current)
 
     def start(self, entry: Stage, current: dict[str, Any]) -> None:
-        self.data[entry.name] = {"fingerprint": current, "finished": False}
+        """A stage begins; `attempts` counts its starts under this fingerprint (more than one: it was
+        stopped and resumed, and its seconds are the last attempt's)."""
+        earlier = self.data.get(entry.name)
+        attempts = earlier.get("attempts", 1) + 1 if earlier is not None and not self.begun_otherwise(entry, current) else 1
+        self.data[entry.name] = {"fingerprint": current, "finished": False, "attempts": attempts}
         self._save()
 
     def finish(self, entry: Stage, seconds: float | None) -> None:
@@ -259,7 +319,7 @@ class StageRecords:
         (benchmarks/relax_again.py), which the copy's config.json notes say."""
         for entry in STAGES:
             if entry.name in names and entry.name in self.data:
-                self.data[entry.name]["fingerprint"] = fingerprint(entry, settings, self.out)
+                self.data[entry.name]["fingerprint"] = fingerprint(entry, settings, self.out, recorded_model(self.out))
         self._save()
 
     def forget(self, names: list[str]) -> None:
@@ -270,6 +330,10 @@ class StageRecords:
 
     def seconds(self) -> dict[str, float]:
         return {name: r["seconds"] for name, r in self.data.items() if r.get("seconds") is not None}
+
+    def resumed(self) -> list[str]:
+        """Stages whose seconds do not cover all their work: adopted from before the records, or resumed."""
+        return [name for name, r in self.data.items() if r.get("seconds") is None or r.get("attempts", 1) > 1]
 
     def _save(self) -> None:
         self.out.write_json(RECORDS, {"stages": self.data})
@@ -297,6 +361,7 @@ def adopt(out: RunDir, settings: RunSettings) -> StageRecords:
     for entry in STAGES:
         if not out.has(entry.done_marker):
             break
-        records.data[entry.name] = {"fingerprint": fingerprint(entry, settings, out), "finished": True, "seconds": None}
+        records.data[entry.name] = {"fingerprint": fingerprint(entry, settings, out, recorded_model(out)), "finished": True,
+                                    "seconds": None}
     records._save()
     return records

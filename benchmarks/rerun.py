@@ -64,7 +64,9 @@ def copy_run(run: Path, target: Path, stage_from: str | None = None, changes: di
     config = json.loads((target / files.CONFIG).read_text())
     copy = RunDir(target)
     records = adopt(copy, RunSettings.from_dict(config["settings"]))  # a run older than stages.json: as it ran
+    # the report (and its page) are made again whatever changed: report.json in a copy means the copy finished
     again = forced(stage_from, references)
+    again += [name for name in ("rank_polymorphs", "draw_report") if name not in again]
     for name in again:
         remove_outputs(copy, stage(name))
     records.forget(again)

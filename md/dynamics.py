@@ -60,10 +60,11 @@ FUSED_STEPS = 25  # steps a pair may stay within the fusion distance (50 fs at 2
 FUSED_INSTANT = 0.5  # x the fusion distance: fused at once
 
 
-# What a potential raises on a geometry it cannot handle (torch and the graph builders: RuntimeError or
-# ValueError; numpy under np.errstate: FloatingPointError), and so what a shorter time step may cure.
-# Anything else (TypeError, KeyError, ...) is a bug in amorph and is not retried.
-RECOVERABLE: tuple[type[Exception], ...] = (RuntimeError, ValueError, ArithmeticError)
+# What a potential raises on a geometry it cannot handle (torch and the graph builders: RuntimeError,
+# ValueError, or IndexError from a neighbour list on a degenerate cell; numpy under np.errstate:
+# FloatingPointError), and so what a shorter time step may cure. Anything else (TypeError, KeyError,
+# AttributeError, ...) is a bug in amorph and is not retried.
+RECOVERABLE: tuple[type[Exception], ...] = (RuntimeError, ValueError, IndexError, ArithmeticError)
 
 
 class MDFault(Exception):

@@ -18,6 +18,7 @@ from amorph.stages import (
     UndeclaredAccess,
     fingerprint,
     markdown_table,
+    recorded_model,
     stage,
 )
 
@@ -68,7 +69,8 @@ def test_the_run_folder_holds_what_the_table_says_and_stages_json_what_each_ran_
     from amorph.settings import RunSettings
 
     for entry in STAGES:  # what a resume compares against: the same fingerprint, worked out again
-        assert records[entry.name]["fingerprint"] == fingerprint(entry, RunSettings.from_dict(settings), RunDir(run))
+        assert records[entry.name]["fingerprint"] == fingerprint(entry, RunSettings.from_dict(settings), RunDir(run),
+                                                                 recorded_model(RunDir(run)))
     assert records["run_melt_quench"]["fingerprint"]["settings"]["melt_quench"]["steps_per_stage"] == 250
 
 
@@ -91,3 +93,31 @@ def test_a_stage_left_half_done_under_other_settings_starts_from_scratch(cu_smok
     assert "crystallize_subcells runs again: its settings or inputs changed" in text
     assert "subcells were relaxed before the stop" not in text  # the checkpoint was not taken
     assert "skipping run_melt_quench" in text
+
+
+def test_a_fixed_budget_relaxation_does_not_depend_on_the_rule():
+    """Stage 4 reads the rule and the matching tolerances only when it relaxes in rounds (auto, or a
+    reserve); a fixed budget's relaxations are kept when only --rule changes."""
+    smoke, quick = preset_settings("Cu", "smoke"), preset_settings("Cu", "quick")
+    relax = stage("crystallize_subcells")
+    assert "rule" not in relax.declared(smoke) and "rule" in relax.declared(quick)
+    with pytest.raises(UndeclaredAccess):
+        _ = DeclaredSettings(smoke, relax).rule
+
+
+def test_a_section_that_gains_a_field_keeps_earlier_records(tmp_path):
+    from amorph.stages import same_fingerprint
+
+    current = {"settings": {"relax": {"fmax": 0.05, "max_steps": 500, "fusion_distance": 1.5, "energy_drop_limit": 2.0,
+                                      "engine": "batched"}}, "inputs": {}}
+    recorded = json.loads(json.dumps(current))
+    del recorded["settings"]["relax"]["energy_drop_limit"]  # recorded before the field existed: its default held
+    assert same_fingerprint(recorded, current)
+    recorded["settings"]["relax"]["fmax"] = 0.1
+    assert not same_fingerprint(recorded, current)
+
+
+def test_the_fingerprint_names_the_model_loaded(cu_smoke_run):
+    run, _ = cu_smoke_run
+    records = json.loads((run / files.STAGE_RECORDS).read_text())["stages"]
+    assert records["run_melt_quench"]["fingerprint"]["settings"]["potential"] == "emt (emt analytic)"
