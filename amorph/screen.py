@@ -4,7 +4,7 @@
   as one batch of MD (md.batched_md), which costs far less than one task each.
 * The cluster: by default a LocalCluster on this machine: one worker per GPU (each seeing only its
   own, through CUDA_VISIBLE_DEVICES), or on a CPU min(formulas, cores) workers that share the cores
-  out (AMORPH_CORES, read by md.parallel_relax). `--scheduler ADDRESS` uses a running cluster
+  out (each task given its share: md.parallel_relax.core_budget). `--scheduler ADDRESS` uses a running cluster
   instead (dask-jobqueue on SLURM, say), whose workers must see the --out folder.
 * Each formula's run folder is `<out>/<formula>`; a finished one holds screen_row.json, its line of
   the summary. Running the same screen again takes those as they are, resumes the unfinished ones
@@ -142,7 +142,7 @@ def item_settings(item: ScreenItem, base: RunSettings) -> RunSettings:
     return settings
 
 
-def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
+def run_item(settings_data: dict[str, Any], folder: str, cores: int | None = None) -> dict[str, Any]:
     """One formula, in a Dask worker: predict (resuming what an earlier screen left), then the
     ground state by energy as `amorph compare` finds it. Never raises: a failure is a row."""
     from amorph.results.rundir import CONFIG
@@ -159,10 +159,12 @@ def run_item(settings_data: dict[str, Any], folder: str) -> dict[str, Any]:
             finished = _finished_row(out)
             if finished is not None:
                 return {**finished, "resumed": False, "skipped": True}
+        from amorph.md.parallel_relax import core_budget
         from amorph.pipeline import predict
 
         row["resumed"] = resume
-        report = predict(settings, out, resume=resume)  # a finished run (report.json there) only reads back
+        with core_budget(cores):  # this formula's share of the machine (start_cluster)
+            report = predict(settings, out, resume=resume)  # a finished run (report.json there) only reads back
         row.update(_prediction_columns(report))
         row.update(_ground_state_columns(out, settings.device, row.get("predicted")))
         row["status"] = "done"
@@ -265,13 +267,14 @@ def gpu_worker_specs(n_gpus: int, visible: str | None = None) -> dict[str, dict[
 
     devices = [d.strip() for d in visible.split(",") if d.strip()] if visible else [str(k) for k in range(n_gpus)]
     return {
-        f"gpu-{k}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": device, "AMORPH_CORES": "1"}}}
+        f"gpu-{k}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": device}}}
         for k, device in enumerate(devices[:n_gpus])
     }
 
 
-def start_cluster(n_items: int, workers: int | None, device: str) -> Any:
-    """A cluster on this machine (see the module docstring); the caller closes it."""
+def start_cluster(n_items: int, workers: int | None, device: str) -> tuple[Any, int]:
+    """A cluster on this machine (see the module docstring), which the caller closes, and the cores
+    each task may use (md.parallel_relax.core_budget: one per GPU worker)."""
     import logging
 
     import dask
@@ -289,12 +292,13 @@ def start_cluster(n_items: int, workers: int | None, device: str) -> Any:
 
         n_gpus = torch.cuda.device_count() if workers is None else min(workers, torch.cuda.device_count())
         scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
-        return SpecCluster(workers=gpu_worker_specs(n_gpus, os.environ.get("CUDA_VISIBLE_DEVICES")), scheduler=scheduler, **quiet)
+        return SpecCluster(workers=gpu_worker_specs(n_gpus, os.environ.get("CUDA_VISIBLE_DEVICES")), scheduler=scheduler, **quiet), 1
     count, cores = cpu_layout(n_items, cpu_workers())
     if workers is not None:
         count, cores = workers, max(1, cpu_workers() // workers)
+    # OMP_NUM_THREADS is torch's and OpenMP's own setting, not amorph's: one thread per worker process
     return LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
-                        env={"AMORPH_CORES": str(cores), "OMP_NUM_THREADS": "1"}, **quiet)
+                        env={"OMP_NUM_THREADS": "1"}, **quiet), cores
 
 
 @dataclass
@@ -371,11 +375,12 @@ def screen(
         if on_row:
             on_row(row, len(rows), failed)
     if tasks:
-        cluster = None if scheduler else start_cluster(len(tasks), workers, base.device)
+        cluster, cores = (None, None) if scheduler else start_cluster(len(tasks), workers, base.device)
         try:
             with Client(scheduler or cluster) as client:
                 futures = {  # keys unique to this screen: a shared scheduler treats equal keys as one task
-                    client.submit(run_item, data, str(out / task.folder_name), key=f"amorph-{task.folder_name}-{uuid.uuid4().hex}"): task
+                    client.submit(run_item, data, str(out / task.folder_name), cores,
+                                  key=f"amorph-{task.folder_name}-{uuid.uuid4().hex}"): task
                     for task, data in tasks
                 }
                 for future in as_completed(futures):

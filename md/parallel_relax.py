@@ -16,13 +16,15 @@ depends on timing.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
@@ -35,12 +37,31 @@ if TYPE_CHECKING:
 MIN_CELLS_PER_WORKER = 8  # below this, starting workers (import torch, load the model) costs more than it saves
 
 
+# The cores a task may use, set by whoever shares a machine's cores out (amorph.screen gives each
+# formula its share with core_budget); a context variable, so that it travels with the task and no
+# setting goes through the environment.
+_CORE_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("core_budget", default=None)
+
+
+@contextmanager
+def core_budget(cores: int | None) -> Iterator[None]:
+    """Within this block cpu_workers() is `cores` (None: as it would be without the block)."""
+    token = _CORE_BUDGET.set(cores)
+    try:
+        yield
+    finally:
+        _CORE_BUDGET.reset(token)
+
+
 def cpu_workers() -> int:
     """Cores this process may use: 1 in a daemon process (a Dask worker's), which may not start
-    children; AMORPH_CORES when set (a screen shares the cores out among the formulas it runs at once:
-    amorph.screen); else the cores the OS lets it run on."""
+    children; the core_budget a screen gives its task; AMORPH_CORES when the user sets it (a batch
+    script sharing a node); else the cores the OS lets it run on."""
     if multiprocessing.current_process().daemon:
         return 1
+    budget = _CORE_BUDGET.get()
+    if budget is not None:
+        return max(1, budget)
     given = os.environ.get("AMORPH_CORES", "")
     if given.isdigit() and int(given) > 0:
         return int(given)

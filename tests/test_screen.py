@@ -208,3 +208,22 @@ def test_agreement_is_marked_only_where_every_potential_named_a_polymorph():
         from amorph.screen import screen_tasks
 
         screen_tasks([ScreenItem("Cu")], ["emt", "emt"])
+
+
+def test_a_task_gets_its_share_of_cores_as_an_argument_not_through_the_environment(monkeypatch):
+    """amorph.screen gives each formula its cores with md.parallel_relax.core_budget; amorph sets no
+    AMORPH_CORES of its own (a user's, for a batch script, still counts outside a budget)."""
+    import os
+
+    from amorph.md.parallel_relax import core_budget, cpu_workers
+
+    monkeypatch.delenv("AMORPH_CORES", raising=False)
+    own = cpu_workers()
+    with core_budget(3):
+        assert cpu_workers() == 3
+        assert "AMORPH_CORES" not in os.environ
+    assert cpu_workers() == own
+    with core_budget(None):
+        assert cpu_workers() == own
+    monkeypatch.setenv("AMORPH_CORES", "5")
+    assert cpu_workers() == 5
