@@ -26,6 +26,7 @@ from amorph.md.relax import invalid_reason
 from amorph.progress import ProgressSink
 from amorph.reach import check_reachable, subcell_size_limit
 from amorph.results import rundir as files
+from amorph.settings import DEFAULT_FUSION_DISTANCE
 from amorph.start import out_of_room
 from amorph.suitability import suitability_warnings
 
@@ -42,7 +43,8 @@ def needs_prototypes(specs: tuple[str, ...], found: list[Polymorph]) -> bool:
 
 
 def relaxed_prototypes(
-    formula: Formula, potential: LoadedPotential, max_atoms: int, progress: ProgressSink, fusion_distance: float = 1.5
+    formula: Formula, potential: LoadedPotential, max_atoms: int, progress: ProgressSink,
+    fusion_distance: float = DEFAULT_FUSION_DISTANCE,
 ) -> list[Polymorph]:
     """Every prototype of the formula's stoichiometry (primitive cell <= max_atoms), relaxed with the potential.
 
@@ -95,7 +97,7 @@ def collect(
     max_atoms: int,
     progress: ProgressSink,
     gathered: list[Polymorph] | None = None,
-    fusion_distance: float = 1.5,
+    fusion_distance: float = DEFAULT_FUSION_DISTANCE,
 ) -> list[Polymorph]:
     """The run's references: the sources' entries, else relaxed prototypes when allowed."""
     found = gather(formula.reduced, specs) if gathered is None else gathered

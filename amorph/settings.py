@@ -31,6 +31,8 @@ PredictionRule = Literal["most-frequent", "lowest-energy", "lowest-energy-known"
 # answers were right most often.
 DEFAULT_RULE: PredictionRule = "lowest-energy-known"
 
+DEFAULT_FUSION_DISTANCE = 1.5  # A: the closest two atoms may come (per pair at most 0.6 x the sum of covalent radii)
+
 # The --db sources used when none is given, in merge order (names as in amorph.matching.sources).
 DEFAULT_DATABASES: tuple[str, ...] = ("builtin", "prototypes")
 
@@ -138,7 +140,7 @@ class RelaxSettings:
     fmax: float = setting(0.05, "--fmax", "Relaxation force tolerance", "eV/A")
     max_steps: int = setting(500, "--relax-steps", "Most FIRE steps per subcell")
     # per pair min(this, 0.6 x sum of covalent radii)
-    fusion_distance: float = setting(1.5, "fusion distance", "Closest two atoms may come before a result is called fused", "A")
+    fusion_distance: float = setting(DEFAULT_FUSION_DISTANCE, "fusion distance", "Closest two atoms may come before a result is called fused", "A")
     energy_drop_limit: float = setting(2.0, "energy drop limit", "How far below the amorphous cell a relaxed subcell may fall "
                                        "before the potential is taken to have failed", "eV/atom")
     # batched: many cells per forward pass, MD through the same evaluator; sequential: plain ASE calls
@@ -243,18 +245,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "subcells": {"d_frac": 0.25, "n_min": 1, "n_max": 8, "max_subcells": 30},
         "relax": {"max_steps": 200},
     },
-    # quick: from the TiO2 lever study, then scored on the whole benchmark (docs/accuracy.md): three
-    # times the subcells of the first quick preset (40), whose answers rested on 1-4 matched subcells.
-    # 150 FIRE steps, not 100: at 100 most subcells of 12 atoms and more stop unconverged, and
-    # slow-relaxing polymorphs (anatase) are lost (docs/accuracy.md). Four melt-quench replicas of 125
-    # steps per stage, the MD steps of one cell of 500 (on a CPU replicas run one after another): the
-    # subcells of one amorphous cell share its history, and which polymorphs a cell makes varies from
-    # cell to cell more than a bootstrap can show with two cells (TiO2 seed 1 named rutile at P 0.99
-    # from two cells that made no anatase). Replayed from finished runs (benchmarks/replica_mix.py),
-    # four cells of 30 subcells, grown while inconclusive, were right and conclusive on TiO2 in 79-80%
-    # of assembled runs and wrong and conclusive in 0-4%; two cells were wrong and conclusive in 13-17%.
-    # The quench twice as fast (1700 K in 0.25 ps) made anatase as often per subcell; run, TiO2 was
-    # anatase and conclusive on five seeds of five (docs/accuracy.md, "Four replicas")
+    # quick: what a CPU affords in about 10 minutes. 120 subcells (+120 while inconclusive): answers
+    # resting on a handful of matched subcells were not reproducible. 150 FIRE steps: at 100 most
+    # subcells of 12 atoms and more stop unconverged. Four short melt-quench replicas rather than one
+    # long one: which polymorphs an amorphous cell makes varies from cell to cell more than a
+    # bootstrap over one cell's subcells can show. The measurements behind each choice are in
+    # docs/accuracy-log.md ("Four replicas", "The relaxation's step limit") and docs/method.md.
     "quick": {
         "packing": {"target_atoms": 48},
         # the ramp twice a hold (250 steps, 3.4 K/fs): at 125 steps (6.8 K/fs) ramps ran +3..+12% hot over
@@ -273,8 +269,8 @@ if set(PRESETS) != set(get_args(Preset)):  # checked once, at import: the names 
     raise ImportError(f"PRESETS {sorted(PRESETS)} and Preset {get_args(Preset)} name different presets")
 
 
-PRESET_PURPOSE = {"smoke": "tests (Cu/EMT < 1 min)", "quick": "default without a GPU", "standard": "default with a GPU",
-                  "paper": "the paper's scale"}
+PRESET_PURPOSE = {"smoke": "tests (Cu/EMT < 1 min)", "quick": "default without a GPU",
+                  "standard": "default with a GPU (not yet timed on one)", "paper": "the paper's scale"}
 
 
 def preset_table() -> str:

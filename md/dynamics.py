@@ -36,7 +36,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from amorph.md.relax import fused_distance
-from amorph.settings import Thermostat, check_choice
+from amorph.settings import DEFAULT_FUSION_DISTANCE, Thermostat, check_choice
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class _Snapshot:
 class Guard:
     """The per-step checks; fusion_distance as for relaxed subcells (md.relax.fusion_thresholds)."""
 
-    fusion_distance: float = 1.5
+    fusion_distance: float = DEFAULT_FUSION_DISTANCE
     faults: list[FaultRecord] = field(default_factory=list)
     runaway_steps: int = 250  # scheduled steps hot in a row that make a runaway (run_nvt_schedule sets it)
     instant_factor: float = RUNAWAY_INSTANT  # x the highest target: a runaway at once
