@@ -67,7 +67,7 @@ def cut_subcells(run: Run, progress: ProgressSink) -> None:
         + (f" (sizes divisible by {', '.join(map(str, sizes))})" if sizes else "")
         + (f" from {len(replicas)} replicas" if len(replicas) > 1 else "")
     )
-    pushes = [float(a.info["cut_push"]) for a in frames[:selected]]  # the budget's, as before the reserve
+    pushes = [float(a.info["cut_push"]) for a in frames[:selected]]  # the budget's subcells (the reserve's come after)
     pushed = {"subcells": sum(p > 0 for p in pushes), "largest_move": max(pushes, default=0.0)} if sc.push_cut_contacts else None
     if pushed is not None:
         progress.note(
