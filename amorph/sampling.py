@@ -10,7 +10,7 @@
 
 Both name the products of each round as stage 5 will (matching.identify.Clusters), so the decision
 reads the same labels the report will. The reserve only ever adds evidence after the budget: it never
-stops a run early, which is what makes an energy rule's early stop wrong (docs/accuracy.md, "When to
+stops a run early, which is what makes an energy rule's early stop wrong (docs/log/accuracy.md, "When to
 stop sampling"). It is not used to search for a first known polymorph when none formed in the budget:
 it decides between candidates the run has already found.
 """

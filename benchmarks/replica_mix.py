@@ -4,7 +4,7 @@
 
 Why: a run's replicas are a handful of draws of the amorphous cell, and which polymorphs the cells
 make varies from cell to cell more than a bootstrap inside one run can show (TiO2 seed 1 of the quick
-preset: rutile at P 0.99 from two cells that made no anatase, docs/accuracy.md). Every replica of
+preset: rutile at P 0.99 from two cells that made no anatase, docs/log/accuracy.md). Every replica of
 every seed's run of a formula is an independent melt-quench under the same settings (its own packing
 and MD noise), so a run of R replicas can be assembled from any R of them, and the rule and its P
 applied to it as the pipeline applies them (adaptive_replay.answer). The per-run chances this gives

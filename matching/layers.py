@@ -3,7 +3,7 @@
 A relaxed subcell holds one to four layers of a layered crystal, and its periodic box, not chemistry,
 sets how they stack: a 4-atom carbon subcell can hold two graphene sheets in AA or AB register or
 shifted in between, never ABC. Without a dispersion term (CHGNet, most universal potentials), the
-energy between the layers is also the potential's weakest point (docs/accuracy.md, "Dispersion").
+energy between the layers is also the potential's weakest point (docs/log/accuracy.md, "Dispersion").
 So the stacking of a layered product is no prediction, while its layer is: a product built of
 graphene sheets stacked in no known way is graphite's kind of crystal, not "unknown".
 

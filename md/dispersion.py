@@ -2,7 +2,7 @@
 
 CHGNet and matgl's MatPES models learned PBE (and PBE+U) energies. PBE has no dispersion: it barely
 binds the layers of graphite, MoS2 or V2O5, so relaxed subcells of those solids let their layers
-drift apart or out of register (measured on C and MoS2: docs/accuracy.md, "Dispersion"). D3(BJ)
+drift apart or out of register (measured on C and MoS2: docs/log/accuracy.md, "Dispersion"). D3(BJ)
 with PBE's parameters is the correction MACE-MP's `dispersion=True` adds to its PBE-trained
 potential; `--potential chgnet+d3` adds it here.
 

@@ -53,6 +53,6 @@ class Relaxer:
         if pool is not None and cells:
             # once there are workers, every call uses them, even a last small round: relaxed in this
             # process instead (two torch threads) the same cells came out 1e-6 to 6e-4 A apart from one
-            # run to the next (docs/performance.md, X3), so same-seed runs were not identical
+            # run to the next (docs/log/performance.md, X3), so same-seed runs were not identical
             return relax_in_processes(cells, self.potential.name, pool.workers, True, self.fmax, self.max_steps, on_done=on_done, pool=pool)
         return relax_many(cells, self.evaluator, self.fmax, self.max_steps, on_done=on_done)

@@ -195,7 +195,7 @@ class ChgnetEvaluator(_GraphEvaluator):
     autograd passes that each build a graph for a second derivative (`create_graph=True`, which
     training needs). Inference needs one first-derivative pass for both: half the time per pass, the
     same forces to float32 rounding. CHGNet's per-cell host converter would be a quarter of every
-    48-atom MD step. (Measurements: docs/performance.md.)
+    48-atom MD step. (Measurements: docs/log/performance.md.)
     """
 
     GPA_PER_EV_A3 = 160.21766208  # CHGNet's own stress conversion, kept so stresses match its calculator

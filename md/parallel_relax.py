@@ -87,7 +87,7 @@ def chunk_bounds(n_cells: int, workers: int) -> list[tuple[int, int]]:
 
     Large chunks batch better (each chunk's batch empties at its end) but leave one worker alone with
     the last of them: fixed chunks of a quarter of the cells left one worker idle for the last ~50 s
-    of a 129 s relaxation (TiO2 quick preset, CHGNet; the measurements are in docs/performance.md).
+    of a 129 s relaxation (TiO2 quick preset, CHGNet; the measurements are in docs/log/performance.md).
     The bounds depend only on n_cells and workers, so runs stay reproducible."""
     bounds, start = [], 0
     while start < n_cells:

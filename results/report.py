@@ -363,7 +363,7 @@ def similarity_predictions(
     the run's own rule (`subcell_answer`, its report.json prediction) names the same polymorph conclusively.
     Why the last: P says the replicas agree, not that the gap in similarity means anything, and polytypes
     (fcc/hcp, zincblende/wurtzite) differ by 0.01-0.03 in every replica alike; on its own, P >= 0.8 was
-    right on 8 of 18 conclusive benchmark answers (docs/accuracy.md). Two independent signals that agree
+    right on 8 of 18 conclusive benchmark answers (docs/log/accuracy.md). Two independent signals that agree
     are an answer; one alone is a lead."""
     table = [from_dict(p) for p in closeness["polymorphs"]]
     scores = {p.name: p.mean for p in table}

@@ -1,6 +1,6 @@
 """Same seed, settings, potential and device: the same report.json (timings aside) and subcells.csv,
 also with --max-subcells auto, whose last small round once ran in the main process with two torch
-threads and came out different from run to run (docs/performance.md, X3)."""
+threads and came out different from run to run (docs/log/performance.md, X3)."""
 
 from __future__ import annotations
 

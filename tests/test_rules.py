@@ -232,7 +232,7 @@ def _records(spec: list[tuple[str, bool, float]]):
 
 def test_adaptive_replay_stops_where_the_rule_says_and_shows_the_energy_rule_stopping_too_early(benchmark_script):
     """A rare lower-energy polymorph that first forms late: a stop on the energy rule's P ends the
-    sampling before it appears (the trap docs/accuracy.md measured on TiO2); relaxing everything finds it."""
+    sampling before it appears (the trap docs/log/accuracy.md measured on TiO2); relaxing everything finds it."""
 
     import numpy as np
 
@@ -260,7 +260,7 @@ def test_adaptive_replay_stops_where_the_rule_says_and_shows_the_energy_rule_sto
 def test_replica_mix_assembles_runs_from_replicas_and_scores_each(benchmark_script):
     """Two cells that made anatase and two that made only rutile: a run of two replicas is right and
     sure only when both are anatase cells, wrong and sure when both are rutile cells; one of all four
-    is right and sure (the odds docs/accuracy.md, "Four replicas", measures on TiO2). Every cell
+    is right and sure (the odds docs/log/accuracy.md, "Four replicas", measures on TiO2). Every cell
     numbers its replica 0, as each run's first replica does: the mix must tell them apart."""
     from pymatgen.core import Lattice, Structure
 
