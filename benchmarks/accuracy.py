@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--rule", default=DEFAULT_RULE, choices=list(RULES))
     parser.add_argument("--only", default="", help="comma-separated formulas to run (default: every row)")
     parser.add_argument("--score-only", action="store_true", help="score the runs already in --out; start none")
+    parser.add_argument("--markdown", action="store_true", help="end with the hits per rule as a Markdown table (docs/accuracy.md)")
     # everything after `--` goes to `amorph predict` as it is (argparse's own "--" handling drops
     # option-like words that follow a positional argument, so the split is done here)
     argv = sys.argv[1:]
@@ -215,6 +216,14 @@ def main() -> None:
     print(f"the expected polymorph formed in at least one subcell on {formed[0]}/{high_runs} high runs; "
           f"{args.rule} named it on {formed[1]}/{formed[0]} of those")
     print(f"accuracy: {hits[args.rule]}/{high_runs} ({args.rule})")
+    if args.markdown:  # the table docs/accuracy.md shows, as this run scores it
+        print(f"\n| rule | metastable-first ({split_runs[True]} runs) | ground-state-first ({split_runs[False]} runs) "
+              f"| all high ({high_runs} runs) | conclusive answers right |\n|---|---|---|---|---|")
+        for rule in rules:
+            called, right = conclusive.get(rule, (0, 0))
+            sure = f"{right}/{called}" if rule in conclusive else "-"
+            name = f"{rule} (the default)" if rule == args.rule else ("baseline: name the ground state" if rule == "ground-state" else rule)
+            print(f"| {name} | {split_hits[True][rule]} | {split_hits[False][rule]} | {hits[rule]} | {sure} |")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,17 @@ def test_the_database_ground_state_misses_exactly_the_metastable_first_rows(accu
         if len(row.spacegroups) == 1 and row.confidence == "high":
             assert row.is_right(answer(ground_state(row.formula))) != row.metastable_first, row.formula
     assert right["TiSi2"] == ["c49 (zrsi2-type)"] and right["MoSi2"] == ["c40 (crsi2-type)"]
+
+
+def test_markdown_ends_with_the_table_docs_accuracy_shows(accuracy, tmp_path, monkeypatch, capsys):
+    """--markdown: the hits per rule, split as the text lines split them, as a Markdown table."""
+    table, out = _runs(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["accuracy.py", str(table), "--out", str(out), "--score-only", "--preset", "quick", "--potential", "chgnet",
+                                      "--rule", "lowest-energy-known", "--markdown"])
+    accuracy.main()
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("| rule | metastable-first (2 runs) | ground-state-first (2 runs) | all high (4 runs) | conclusive answers right |")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[start + 2:]}
+    assert rows["lowest-energy-known (the default)"] == "| lowest-energy-known (the default) | 1 | 2 | 3 | 2/3 |"
+    assert rows["baseline: name the ground state"] == "| baseline: name the ground state | 0 | 2 | 2 | - |"
+    assert rows["lowest-energy"] == "| lowest-energy | 2 | 1 | 3 | 3/4 |"
