@@ -168,6 +168,8 @@ def main() -> None:
     for row in rows:
         for seed in seeds:
             folder = base / f"{row.formula}-seed{seed}"
+            if args.score_only and not folder.is_dir():  # a row and seed never run is not scored, neither as a miss nor as a baseline hit
+                continue
             error = "" if args.score_only else run_one(amorph, row, seed, args, folder, walls)
             if not args.score_only and folder.name in walls:  # merged with what other processes wrote meanwhile
                 merged = json.loads(walls_file.read_text()) if walls_file.is_file() else {}
