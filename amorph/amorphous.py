@@ -5,21 +5,20 @@ its target, and the faults met on the way (md.dynamics.Guard).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from ase import Atoms
+from ase.calculators.calculator import Calculator
 
-from amorph.md.batched_md import batch_replicas, run_replicas
-from amorph.md.dynamics import Guard, MDLogRow
-from amorph.md.evaluators import make_evaluator
-from amorph.md.potentials import LoadedPotential
+from amorph.md.batched_md import EvaluatorCalculator, evaluator_forces, replica_groups
+from amorph.md.dynamics import ForceCall, Guard, calculator_forces
+from amorph.md.evaluators import make_evaluator, new_keys
 from amorph.melt_quench import (
     STAGES,
-    StartRelaxation,
     coupling_time_fs,
-    melt_quench,
+    melt_quench_replicas,
     schedule_warnings,
     stage_of_step,
     stage_steps,
@@ -33,8 +32,33 @@ if TYPE_CHECKING:
     from amorph.run import Run
 
 
+# A batch of n replicas' forces: each one's calculator for its start's relaxation, the MD's force call,
+# and what to call when the batch is done.
+ReplicaForces = tuple[list[Calculator], ForceCall, Callable[[], None]]
+
+
+def _force_source(run: Run) -> Callable[[int], ReplicaForces]:
+    """The batched engine evaluates through one batch evaluator (one call per MD step for a batch);
+    the sequential one through the potential's plain ASE calculator, as one-at-a-time codes run it."""
+    if run.settings.relax.engine == "batched":
+        evaluator = make_evaluator(run.potential)
+
+        def batched(n: int) -> ReplicaForces:
+            keys = new_keys(n)  # one name per replica: its neighbour list is reused from step to step
+            return [EvaluatorCalculator(evaluator, key) for key in keys], evaluator_forces(evaluator, keys), lambda: evaluator.forget(keys)
+
+        return batched
+
+    def sequential(n: int) -> ReplicaForces:
+        calculators = [run.potential.make_calculator() for _ in range(n)]
+        return calculators, calculator_forces(calculators), lambda: None
+
+    return sequential
+
+
 def run_melt_quench(run: Run, progress: ProgressSink) -> None:
-    """Step 2: hold hot, ramp down, hold cold (NVT); several replicas share one batched force call per step."""
+    """Step 2: hold hot, ramp down, hold cold (NVT); the replicas are stepped as one batch on a GPU,
+    one after another on a CPU (md.batched_md.replica_groups)."""
     starts = run.out.read_atoms(files.START)
     mq = run.settings.melt_quench
     progress.start(
@@ -43,17 +67,16 @@ def run_melt_quench(run: Run, progress: ProgressSink) -> None:
         sum(stage_steps(mq)) * len(starts),
     )
     rngs = replica_rngs(run.settings.seed, STREAM_MD, len(starts))
-
     guards = [Guard(run.settings.relax.fusion_distance) for _ in starts]
-
-    def one(k: int, start: Atoms, potential: LoadedPotential) -> tuple[Atoms, list[MDLogRow], StartRelaxation]:
-        return melt_quench(start, potential, mq, rngs[k], on_step=lambda _: progress.advance(), guard=guards[k])
-
-    if run.settings.relax.engine == "batched":  # forces from the batched evaluator, replicas together on a GPU
-        together = batch_replicas(len(starts), run.potential.device)
-        outcomes = run_replicas(starts, run.potential, make_evaluator(run.potential), one, together)
-    else:  # the plain ASE calculator, as one-at-a-time codes run it
-        outcomes = [one(k, start, run.potential) for k, start in enumerate(starts)]
+    outcomes = []
+    forces_for = _force_source(run)
+    for group in replica_groups(len(starts), run.potential.device):
+        calculators, forces_of, done = forces_for(len(group))
+        try:
+            outcomes += melt_quench_replicas([starts[k] for k in group], mq, calculators, forces_of, [rngs[k] for k in group],
+                                             on_step=lambda _k, _step: progress.advance(), guards=[guards[k] for k in group])
+        finally:
+            done()
     progress.finish()
     rows, frames, stages, relaxations = [], [], [], []
     for k, (amorphous, log, relaxed) in enumerate(outcomes):

@@ -27,7 +27,7 @@ from ase.calculators.calculator import Calculator
 from ase.optimize import FIRE
 
 from amorph.errors import SimulationError
-from amorph.md.dynamics import MAX_HALVINGS, Guard, MDFault, MDLogRow, run_nvt_schedule
+from amorph.md.dynamics import MAX_HALVINGS, ForceCall, Guard, MDFault, MDLogRow, calculator_forces, run_nvt_replicas
 from amorph.md.potentials import LoadedPotential
 from amorph.settings import MeltQuenchSettings
 
@@ -95,6 +95,57 @@ def relax_packing(atoms: Atoms, calculator: Calculator, max_steps: int) -> Start
     return StartRelaxation(packed, float(atoms.get_potential_energy()) / len(atoms), steps, converged)
 
 
+def melt_quench_replicas(
+    starts: list[Atoms],
+    settings: MeltQuenchSettings,
+    calculators: list[Calculator],
+    forces_of: ForceCall,
+    rngs: list[np.random.Generator],
+    on_step: Callable[[int, int], None] | None = None,
+    guards: list[Guard] | None = None,
+) -> list[tuple[Atoms, list[MDLogRow], StartRelaxation]]:
+    """Relax each packed cell (a copy of it, through calculators[k]), then run the three-stage NVT
+    protocol on all of them as one batch (forces_of: one call per step for every replica still
+    running); return each replica's quenched cell, the log of every MD step and its start's
+    relaxation. Faults recovered from are in guards[k].faults; one that is not ends in SimulationError
+    naming the replica, stage, step and cause."""
+    cells = [atoms.copy() for atoms in starts]
+    starts_relaxed = []
+    for k, (atoms, calculator) in enumerate(zip(cells, calculators, strict=True)):
+        try:
+            starts_relaxed.append(relax_packing(atoms, calculator, settings.start_relax_steps))
+        except Exception as err:  # the potential cannot evaluate the packing: the run cannot start
+            raise SimulationError(f"melt-quench could not relax the packed cell{_of_replica(k, starts, settings)}: "
+                                  f"{type(err).__name__}: {err}") from None
+        atoms.calc = None
+    try:
+        logs = run_nvt_replicas(
+            cells,
+            forces_of,
+            temperature_schedule(settings),
+            timestep_fs=settings.timestep,
+            friction_per_fs=1.0 / coupling_time_fs(settings),
+            rngs=rngs,
+            log_every=1,
+            on_step=on_step,
+            guards=guards,
+            kind=settings.thermostat,
+        )
+    except MDFault as fault:
+        stage = STAGES[stage_of_step(fault.step, stage_steps(settings))]
+        raise SimulationError(
+            f"melt-quench failed{_of_replica(fault.replica, starts, settings)} at step {fault.step} of {sum(stage_steps(settings))} "
+            f"({stage}): {fault.cause}, still after halving the {settings.timestep:g} fs time step {MAX_HALVINGS} times"
+        ) from None
+    return list(zip(cells, logs, starts_relaxed, strict=True))
+
+
+def _of_replica(k: int, starts: list[Atoms], settings: MeltQuenchSettings) -> str:
+    """' (replica 2)' when the run has several, by the replica number the start cell carries."""
+    several = settings.replicas > 1 or len(starts) > 1
+    return f" (replica {starts[k].info.get('replica', k)})" if several else ""
+
+
 def melt_quench(
     atoms: Atoms,
     potential: LoadedPotential,
@@ -103,36 +154,11 @@ def melt_quench(
     on_step: Callable[[int], None] | None = None,
     guard: Guard | None = None,
 ) -> tuple[Atoms, list[MDLogRow], StartRelaxation]:
-    """Relax the packed cell (a copy of `atoms`), then run the three-stage NVT protocol; return the
-    quenched cell, the log of every MD step and the start's relaxation. Faults recovered from are in
-    guard.faults; one that is not ends in SimulationError naming the stage, step and cause."""
-    atoms = atoms.copy()
+    """melt_quench_replicas for one cell, through the potential's ASE calculator."""
     calculator = potential.make_calculator()
-    try:
-        start = relax_packing(atoms, calculator, settings.start_relax_steps)
-    except Exception as err:  # the potential cannot evaluate the packing: the run cannot start
-        raise SimulationError(f"melt-quench could not relax the packed cell: {type(err).__name__}: {err}") from None
-    try:
-        log = run_nvt_schedule(
-            atoms,
-            calculator,
-            temperature_schedule(settings),
-            timestep_fs=settings.timestep,
-            friction_per_fs=1.0 / coupling_time_fs(settings),
-            rng=rng,
-            log_every=1,
-            on_step=on_step,
-            guard=guard,
-            kind=settings.thermostat,
-        )
-    except MDFault as fault:
-        stage = STAGES[stage_of_step(fault.step, stage_steps(settings))]
-        raise SimulationError(
-            f"melt-quench failed at step {fault.step} of {sum(stage_steps(settings))} ({stage}): {fault.cause}, "
-            f"still after halving the {settings.timestep:g} fs time step {MAX_HALVINGS} times"
-        ) from None
-    atoms.calc = None
-    return atoms, log, start
+    step_of = None if on_step is None else (lambda _k, step: on_step(step))
+    return melt_quench_replicas([atoms], settings, [calculator], calculator_forces([calculator]), [rng], step_of,
+                                [guard or Guard()])[0]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,16 @@ def run_one(amorph: str, row: Row, seed: int, args: argparse.Namespace, folder: 
     return ""
 
 
+def provenance_of(config: dict[str, Any]) -> tuple[str, str, str]:
+    """What made a run, from its config.json: amorph's commit, the potential and its version, the machine
+    (older runs recorded no commit)."""
+    versions, potential, machine = config.get("versions", {}), config.get("potential", {}), config.get("machine", {})
+    commit = versions.get("amorph_commit", f"amorph {versions.get('amorph', '?')}, commit not recorded")
+    model = f"{potential.get('used', '?')} ({potential.get('version', '?')})"
+    where = f"{machine.get('processor', '?')} {machine.get('platform', '?')}" + (f", {machine['gpu']}" if machine.get("gpu") else "")
+    return commit, model, where
+
+
 def cell(named: dict[str, Any] | None, right: bool) -> str:
     if not named or named.get("polymorph") is None:
         return "-"
@@ -163,6 +174,7 @@ def main() -> None:
     split_runs = {True: 0, False: 0}
     split_hits = {first: {rule: 0 for rule in rules} for first in (True, False)}
     split_conclusive = {rule: [0, 0] for rule in REPORTED_RULES}  # on metastable-first high rows
+    made_by: list[tuple[str, str, str]] = []  # each scored run's (commit, potential, machine), for --markdown
     high_runs, formed = 0, [0, 0]  # high runs where the expected polymorph formed, and of them right by --rule
     print(f"{'formula':8s} {'seed':>4s} {'conf':6s} {'expected':24s} {'seen':>4s} " + " ".join(f"{r:36s}" for r in rules) + "   wall")
     for row in rows:
@@ -177,6 +189,8 @@ def main() -> None:
                 walls = merged
                 walls_file.write_text(json.dumps(walls, indent=1))
             report = json.loads((folder / "report.json").read_text()) if (folder / "report.json").is_file() else None
+            if report is not None and (folder / "config.json").is_file():
+                made_by.append(provenance_of(json.loads((folder / "config.json").read_text())))
             answers = dict((report or {}).get("predictions", {}))
             answers["ground-state"] = ground_state_named(folder)
             right = {rule: row.is_right(answers.get(rule)) for rule in rules}
@@ -219,6 +233,9 @@ def main() -> None:
           f"{args.rule} named it on {formed[1]}/{formed[0]} of those")
     print(f"accuracy: {hits[args.rule]}/{high_runs} ({args.rule})")
     if args.markdown:  # the table docs/accuracy.md shows, as this run scores it
+        for what, values in zip(("amorph commit", "potential", "machine"), zip(*made_by, strict=True) if made_by else ((), (), ())):
+            counts = ", ".join(f"{v} ({n} runs)" for v, n in sorted(Counter(values).items()))
+            print(f"{what}: {counts or 'no runs'}")
         print(f"\n| rule | metastable-first ({split_runs[True]} runs) | ground-state-first ({split_runs[False]} runs) "
               f"| all high ({high_runs} runs) | conclusive answers right |\n|---|---|---|---|---|")
         for rule in rules:

@@ -20,9 +20,9 @@ from dataclasses import replace
 
 from amorph.composition import parse_formula
 from amorph.matching.database import known_polymorphs
-from amorph.md.batched_md import run_replicas
+from amorph.md.batched_md import EvaluatorCalculator
 from amorph.md.dynamics import Guard, MDFault, run_nvt_schedule
-from amorph.md.evaluators import make_evaluator
+from amorph.md.evaluators import make_evaluator, new_keys
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import coupling_time_fs, relax_packing, stage_steps, stage_temperatures, temperature_schedule
 from amorph.run import STREAM_MD, STREAM_PACKING, replica_rngs
@@ -31,12 +31,13 @@ from amorph.start import start_structure
 
 
 def replica_runner(mq, relaxed: bool, tau: float, rngs, stats: list, energies: list, faults: list):  # noqa: ANN001
-    """One variant's callback for run_replicas: it appends each replica's stage temperatures, start
-    energies and faults to the lists given (a factory, so that each variant's callback keeps its own)."""
+    """One variant's run of one replica: it appends the replica's stage temperatures, start energies
+    and faults to the lists given (a factory, so that each variant's runs keep their own)."""
 
-    def one(k: int, start, mine) -> None:  # noqa: ANN001 - run_replicas' callback
+    def one(k: int, start, evaluator) -> None:  # noqa: ANN001
         atoms = start.copy()
-        calc = mine.make_calculator()
+        key = new_keys(1)[0]
+        calc = EvaluatorCalculator(evaluator, key)
         start_fit = relax_packing(atoms, calc, mq.start_relax_steps if relaxed else 0)
         energies.append((start_fit.packed_energy, start_fit.relaxed_energy, start_fit.steps))
         guard = Guard() if relaxed else Guard(instant_factor=30.0)
@@ -46,6 +47,8 @@ def replica_runner(mq, relaxed: bool, tau: float, rngs, stats: list, energies: l
         except MDFault as fault:
             faults.append(f"replica {k}: {fault}")
             return
+        finally:
+            evaluator.forget([key])
         stats.extend(stage_temperatures(log, stage_steps(mq), replica=k))
         faults.extend(f"replica {k}: recovered at step {f.step}: {f.cause}" for f in guard.faults)
 
@@ -82,7 +85,9 @@ def main() -> None:
         one = replica_runner(mq, relaxed, tau, rngs, stats, energies, faults)
 
         # the pipeline's force engine (md.evaluators), one replica after another as on a CPU
-        run_replicas(starts, potential, make_evaluator(potential), one, together=False)
+        evaluator = make_evaluator(potential)
+        for k, start in enumerate(starts):
+            one(k, start, evaluator)
         print(f"\n{variant}: time constant {tau:g} fs; start energies (eV/atom, packed -> relaxed, FIRE steps): "
               + "; ".join(f"{a:.3f} -> {b:.3f} ({n})" for a, b, n in energies))
         for s in stats:

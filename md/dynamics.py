@@ -1,9 +1,12 @@
-"""NVT molecular dynamics under a temperature schedule (one target temperature per step), guarded.
+"""NVT molecular dynamics of a batch of replicas under a temperature schedule (one target
+temperature per step), guarded. The replicas are one state stepped by one integrator
+(md.integrator), with one force call per step for all of them.
 
 Every step is checked for the faults that make a trajectory meaningless: a non-finite energy or
 force, a temperature runaway, two atoms fused. On a fault the run goes back to its last good state
 (kept every SNAPSHOT_EVERY steps) and goes on with half the time step, at most MAX_HALVINGS times;
-then MDFault names the step and the cause. The cell is fixed (NVT), so its volume cannot run away.
+then MDFault names the replica, the step and the cause. A replica's fault sends only that
+replica back; the others go on. The cell is fixed (NVT), so its volume cannot run away.
 
 Fused atoms are not any pair that comes within the fusion distance: in the same first steps, at
 up to 17,000 K, CHGNet TiO2 brought a Ti-O pair to 1.30 A (the threshold: 0.6 x the sum of covalent
@@ -28,15 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.constraints import FixCom
-from ase.md.bussi import Bussi
-from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
+from amorph.md.integrator import Coupling, NVTIntegrator, ReplicaBatch
 from amorph.md.relax import fused_distance
-from amorph.settings import DEFAULT_FUSION_DISTANCE, Thermostat, check_choice
+from amorph.settings import DEFAULT_FUSION_DISTANCE, Thermostat
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,11 @@ RECOVERABLE: tuple[type[Exception], ...] = (RuntimeError, ValueError, IndexError
 
 
 class MDFault(Exception):
-    """A melt-quench that kept failing after MAX_HALVINGS halvings of its time step."""
+    """A melt-quench replica that kept failing after MAX_HALVINGS halvings of its time step."""
 
-    def __init__(self, step: int, cause: str):
-        super().__init__(f"step {step}: {cause}")
-        self.step, self.cause = step, cause
+    def __init__(self, step: int, cause: str, replica: int = 0):
+        super().__init__(f"replica {replica}, step {step}: {cause}")
+        self.step, self.cause, self.replica = step, cause, replica
 
 
 @dataclass
@@ -82,6 +84,29 @@ class FaultRecord:
     step: int
     cause: str
     timestep_fs: float
+
+
+# A batch's force call: the cells of the replicas named (indices into the batch), in that order ->
+# each one's potential energy (eV) and forces (eV/A). ase.Atoms carry positions, cell and species only.
+ForceCall = Callable[[list[int], list[Atoms]], list[tuple[float, np.ndarray]]]
+
+
+def calculator_forces(calculators: Sequence[Calculator]) -> ForceCall:
+    """A force call through ASE calculators, one cell after another, replica k through calculators[k]
+    on an Atoms of its own (a calculator's neighbour list is then updated as under an ASE integrator;
+    shared between cells it would be rebuilt in another order, and the forces differ in the last bit)."""
+    kept: dict[int, Atoms] = {}
+
+    def call(rows: list[int], cells: list[Atoms]) -> list[tuple[float, np.ndarray]]:
+        out = []
+        for k, cell in zip(rows, cells, strict=True):
+            atoms = kept.setdefault(k, cell.copy())
+            atoms.set_positions(cell.positions)
+            atoms.calc = calculators[k]
+            out.append((float(atoms.get_potential_energy()), atoms.get_forces().copy()))
+        return out
+
+    return call
 
 
 @dataclass
@@ -100,17 +125,16 @@ class Guard:
 
     fusion_distance: float = DEFAULT_FUSION_DISTANCE
     faults: list[FaultRecord] = field(default_factory=list)
-    runaway_steps: int = 250  # scheduled steps hot in a row that make a runaway (run_nvt_schedule sets it)
+    runaway_steps: int = 250  # scheduled steps hot in a row that make a runaway (run_nvt_replicas sets it)
     instant_factor: float = RUNAWAY_INSTANT  # x the highest target: a runaway at once
 
     def check(
-        self, atoms: Atoms, forces: np.ndarray, target: float, hottest: float, streaks: tuple[int, int]
+        self, energy: float, forces: np.ndarray, temperature: float, atoms: Atoms, target: float, hottest: float,
+        streaks: tuple[int, int],
     ) -> tuple[str | None, tuple[int, int]]:
         """The fault after this step, if any, and the updated streaks (see _Snapshot.streaks)."""
-        energy = atoms.get_potential_energy()
         if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
             return "non-finite energy or forces", streaks
-        temperature = float(atoms.get_temperature())
         if not np.isfinite(temperature) or temperature > self.instant_factor * hottest:
             return f"temperature runaway ({temperature:.0f} K, highest target {hottest:.0f} K)", streaks
         fused = fused_distance(atoms, self.fusion_distance)
@@ -122,35 +146,146 @@ class Guard:
         return None, streaks
 
 
-class RampedBussi(Bussi):
-    """ASE's Bussi thermostat with the setter Langevin has and the ramp needs: a target temperature
-    that changes every step. It sets again the two public attributes ASE's __init__ derives from
-    temperature_K. A shorter time step after a fault gets a new integrator (run_nvt_schedule), so
-    nothing private of ASE's is touched."""
+@dataclass
+class _Replica:
+    """One replica's place in the schedule and what its guard keeps."""
 
-    def set_temperature(self, temperature_K: float) -> None:
-        self.temp = temperature_K * units.kB
-        self.target_kinetic_energy = 0.5 * self.temp * self.ndof
+    k: int
+    rng: np.random.Generator
+    guard: Guard
+    log: list[MDLogRow] = field(default_factory=list)
+    step: int = 0
+    halvings: int = 0
+    streaks: tuple[int, int] = (0, 0)
+    reported: int = 0
+    good: _Snapshot | None = None
 
 
-def thermostat(atoms: Atoms, kind: Thermostat, timestep_fs: float, temperature_K: float, friction_per_fs: float,
-               rng: np.random.Generator) -> Langevin | RampedBussi:
-    """The NVT integrator: Langevin with this friction, or Bussi with time constant 1/friction.
+def run_nvt_replicas(
+    replicas: list[Atoms],
+    forces_of: ForceCall,
+    temperatures: Sequence[float] | np.ndarray,
+    timestep_fs: float,
+    friction_per_fs: float,
+    rngs: list[np.random.Generator],
+    log_every: int = 10,
+    kind: Thermostat = "langevin",
+    on_step: Callable[[int, int], None] | None = None,
+    guards: list[Guard] | None = None,
+) -> list[list[MDLogRow]]:
+    """Run len(temperatures) NVT steps on every replica (in place) under the `kind` thermostat (see
+    md.integrator), retargeting it every step, as a linear ramp needs; one force call per step for
+    all replicas still running. Velocities start from a Maxwell-Boltzmann distribution at the first
+    temperature, drawn from each replica's rng; the centre of mass stays fixed. After a fault (see
+    the module docstring) each of that replica's scheduled steps is taken as 2, 4 or 8 steps of the
+    smaller time step, so the schedule keeps its length in time; guards[k].faults records what
+    happened. on_step(k, step) is called once per scheduled step a replica completes. Returns each
+    replica's log."""
+    guards = guards or [Guard() for _ in replicas]
+    runaway_steps = max(RUNAWAY_MIN_STEPS, math.ceil(RUNAWAY_TIME_CONSTANTS / (friction_per_fs * timestep_fs)))
+    n_steps = len(temperatures)
+    if n_steps == 0:
+        return [[] for _ in replicas]
+    for atoms, rng in zip(replicas, rngs, strict=True):
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperatures[0], rng=rng)
+        Stationary(atoms)
+        atoms.set_constraint(FixCom())  # what get_number_of_degrees_of_freedom and ase.io report for the run
+    state = ReplicaBatch.of(replicas)
+    integrator = NVTIntegrator(state, rngs)
+    team = [_Replica(k, rng, guard) for k, (rng, guard) in enumerate(zip(rngs, guards, strict=True))]
+    for guard in guards:
+        guard.runaway_steps = runaway_steps
+    hottest = float(np.max(temperatures))
 
-    Langevin damps every atom's velocity and kicks it with noise, which slows diffusion in the melt as
-    well as holding the temperature; Bussi rescales the whole cell's kinetic energy towards a canonical
-    draw, so the atoms move as Newton's equations say, as under the a2c reference code's Nose-Hoover
-    chain (tau 80 fs). Bussi rather than ASE's Nose-Hoover chain because its target can be changed
-    every step without reaching into the chain's private state (RampedBussi). The same number couples
-    Bussi half as tightly: Langevin's friction relaxes the kinetic energy over 1/(2 friction), 50 fs
-    at the default, Bussi's over 1/friction, 100 fs.
-    """
-    if kind == "bussi":
-        return RampedBussi(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K,
-                           taut=units.fs / friction_per_fs, rng=rng)
-    check_choice("--thermostat", kind, Thermostat)
-    return Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=temperature_K,
-                    friction=friction_per_fs / units.fs, fixcm=False, rng=rng)
+    def evaluate(rows: list[int]) -> dict[int, str]:
+        """Forces at the current positions of these replicas; the ones the potential failed on, with why."""
+        failed: dict[int, str] = {}
+        try:
+            results = forces_of(rows, [state.atoms(k) for k in rows])
+        except RECOVERABLE as err:
+            if len(rows) == 1:
+                return {rows[0]: f"the potential failed ({type(err).__name__}: {err})"}
+            for k in rows:  # find the replica it failed on
+                failed |= evaluate([k])
+            return failed
+        for k, (energy, forces) in zip(rows, results, strict=True):
+            state.energies[k], state.forces[k] = energy, forces
+        return failed
+
+    def record(r: _Replica) -> None:
+        if r.step % log_every == 0 or r.step == n_steps:
+            r.log.append(MDLogRow(step=r.step, time_fs=r.step * timestep_fs,
+                                  target_temperature=float(temperatures[min(r.step, n_steps - 1)]),
+                                  temperature=state.temperature(r.k), potential_energy=float(state.energies[r.k]) / state.numbers.shape[1]))
+
+    def snapshot(r: _Replica) -> _Snapshot:
+        return _Snapshot(r.step, state.positions[r.k].copy(), state.momenta[r.k].copy(), r.rng.bit_generator.state, len(r.log), r.streaks)
+
+    def go_back(r: _Replica, fault: str) -> None:
+        """Back to the replica's last good state, with half its time step; MDFault after MAX_HALVINGS."""
+        if r.halvings == MAX_HALVINGS:
+            finish()
+            raise MDFault(r.step + 1, fault, r.k)
+        r.halvings += 1
+        r.guard.faults.append(FaultRecord(r.step + 1, fault, timestep_fs / 2**r.halvings))
+        good = r.good
+        if good is None:
+            raise RuntimeError("a replica went back before its first snapshot")
+        state.positions[r.k], state.momenta[r.k] = good.positions, good.momenta
+        r.rng.bit_generator.state = good.rng_state
+        del r.log[good.log_length :]
+        r.step, r.streaks = good.step, good.streaks
+        again = evaluate([r.k])
+        if again:  # the potential fails on a state it evaluated before: nothing a time step can cure
+            finish()
+            raise MDFault(r.step, again[r.k], r.k)
+
+    def finish() -> None:
+        for k, atoms in enumerate(replicas):
+            atoms.set_positions(state.positions[k], apply_constraint=False)
+            atoms.set_momenta(state.momenta[k], apply_constraint=False)
+            atoms.set_constraint()
+
+    first = evaluate(list(range(len(replicas))))
+    if first:
+        finish()
+        k, why = next(iter(first.items()))
+        raise MDFault(0, why, k)
+    for r in team:
+        record(r)
+        r.good = snapshot(r)
+    running = list(team)
+    while running:
+        couplings = {r.k: Coupling(kind, timestep_fs / 2**r.halvings, friction_per_fs, float(temperatures[r.step])) for r in running}
+        faults: dict[int, str] = {}
+        for sub in range(max(2**r.halvings for r in running)):
+            rows = [r.k for r in running if sub < 2**r.halvings and r.k not in faults]
+            if not rows:
+                break
+            integrator.before_forces(rows, [couplings[k] for k in rows])
+            failed = evaluate(rows)
+            faults |= failed
+            moved = [k for k in rows if k not in failed]
+            integrator.after_forces(moved, [couplings[k] for k in moved])
+        for r in running:
+            fault = faults.get(r.k)
+            if fault is None:
+                target = couplings[r.k].temperature_K
+                fault, r.streaks = r.guard.check(float(state.energies[r.k]), state.forces[r.k], state.temperature(r.k),
+                                                 state.atoms(r.k), target, hottest, r.streaks)
+            if fault is not None:
+                go_back(r, fault)
+                continue
+            r.step += 1
+            record(r)
+            if r.step % SNAPSHOT_EVERY == 0:
+                r.good = snapshot(r)
+            if on_step is not None and r.step > r.reported:  # a replayed step is not progress
+                r.reported = r.step
+                on_step(r.k, r.step)
+        running = [r for r in running if r.step < n_steps]
+    finish()
+    return [r.log for r in team]
 
 
 def run_nvt_schedule(
@@ -165,74 +300,7 @@ def run_nvt_schedule(
     on_step: Callable[[int], None] | None = None,
     guard: Guard | None = None,
 ) -> list[MDLogRow]:
-    """Run len(temperatures) NVT steps under the `kind` thermostat (see `thermostat`), retargeting it
-    every step, as a linear ramp needs. Velocities start from a Maxwell-Boltzmann distribution
-    at the first temperature, drawn from `rng`. After a fault (see the module docstring) each
-    scheduled step is taken as 2, 4 or 8 steps of the smaller time step, so the schedule keeps its
-    length in time; guard.faults records what happened.
-    """
-    guard = guard or Guard()
-    guard.runaway_steps = max(RUNAWAY_MIN_STEPS, math.ceil(RUNAWAY_TIME_CONSTANTS / (friction_per_fs * timestep_fs)))
-    atoms.calc = calculator
-    n_steps = len(temperatures)
-    log: list[MDLogRow] = []
-    if n_steps == 0:
-        return log
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperatures[0], rng=rng)
-    Stationary(atoms)
-    atoms.set_constraint(FixCom())  # no drift of the whole cell; ASE's recommended form
-    dyn = thermostat(atoms, kind, timestep_fs, float(temperatures[0]), friction_per_fs, rng)
-
-    def snapshot(step: int, streaks: tuple[int, int]) -> _Snapshot:
-        return _Snapshot(step, atoms.get_positions(), atoms.get_momenta(), rng.bit_generator.state, len(log), streaks)
-
-    def record(step: int) -> None:
-        if step % log_every == 0 or step == n_steps:
-            log.append(
-                MDLogRow(
-                    step=step,
-                    time_fs=step * timestep_fs,
-                    target_temperature=float(temperatures[min(step, n_steps - 1)]),
-                    temperature=float(atoms.get_temperature()),
-                    potential_energy=float(atoms.get_potential_energy()) / len(atoms),
-                )
-            )
-
-    halvings, step, reported = 0, 0, 0
-    hottest = float(np.max(temperatures))
-    streaks = (0, 0)
-    forces = atoms.get_forces(md=True)
-    record(0)
-    good = snapshot(0, streaks)
-    while step < n_steps:
-        target = float(temperatures[step])
-        dyn.set_temperature(temperature_K=target)
-        try:
-            for _ in range(2**halvings):
-                forces = dyn.step(forces)
-            fault, streaks = guard.check(atoms, forces, target, hottest, streaks)
-        except RECOVERABLE as err:  # the potential raised on a bad geometry: a fault like any other
-            fault = f"the potential failed ({type(err).__name__}: {err})"
-        if fault is not None:
-            if halvings == MAX_HALVINGS:
-                atoms.set_constraint()
-                raise MDFault(step + 1, fault)
-            halvings += 1
-            guard.faults.append(FaultRecord(step + 1, fault, timestep_fs / 2**halvings))
-            atoms.set_positions(good.positions, apply_constraint=False)
-            atoms.set_momenta(good.momenta, apply_constraint=False)
-            rng.bit_generator.state = good.rng_state
-            del log[good.log_length :]
-            step, streaks = good.step, good.streaks
-            dyn = thermostat(atoms, kind, timestep_fs / 2**halvings, target, friction_per_fs, rng)  # no draw from rng
-            forces = atoms.get_forces(md=True)
-            continue
-        step += 1
-        record(step)
-        if step % SNAPSHOT_EVERY == 0:
-            good = snapshot(step, streaks)
-        if on_step is not None and step > reported:  # a replayed step is not progress
-            reported = step
-            on_step(step)
-    atoms.set_constraint()
-    return log
+    """run_nvt_replicas for one cell (in place) through one ASE calculator."""
+    step_of = None if on_step is None else (lambda _k, step: on_step(step))
+    return run_nvt_replicas([atoms], calculator_forces([calculator]), temperatures, timestep_fs, friction_per_fs, [rng],
+                            log_every, kind, step_of, [guard or Guard()])[0]

@@ -12,6 +12,7 @@ from ase.data import covalent_radii
 from ase.filters import FrechetCellFilter
 from ase.neighborlist import neighbor_list
 from ase.optimize import FIRE
+from scipy.spatial import cKDTree
 
 
 @dataclass
@@ -79,12 +80,33 @@ def fusion_thresholds(numbers: np.ndarray, fusion_distance: float, scale: float 
     return scale * np.minimum(fusion_distance, 0.6 * (radii[:, None] + radii[None, :]))
 
 
+def close_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i, j, distance) of atoms closer than cutoff, each pair at least once (nearest image).
+
+    The melt-quench checks every MD step of every replica for fused atoms; ASE's neighbor_list took
+    about 4 ms of host time per check on 48 atoms (docs/log/performance.md, M3), as long as a CPU force
+    call's tenth and a GPU's whole. In an orthorhombic periodic cell wider than twice the cutoff (every
+    melt-quench cell) scipy's periodic k-d tree answers the same question in a fraction of that; any
+    other cell (a sheared subcell) goes to neighbor_list."""
+    cell = atoms.cell.array
+    box = np.diag(cell).copy()
+    orthorhombic = bool(np.all(atoms.pbc)) and not np.any(cell - np.diag(box)) and bool(np.all(box > 2 * cutoff))
+    if not orthorhombic:
+        return neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    wrapped = np.mod(atoms.positions, box)
+    wrapped[wrapped >= box] = 0.0  # np.mod can round up to the box length itself
+    pairs = cKDTree(wrapped, boxsize=box).query_pairs(cutoff, output_type="ndarray")
+    delta = wrapped[pairs[:, 1]] - wrapped[pairs[:, 0]]
+    delta -= box * np.round(delta / box)
+    return pairs[:, 0], pairs[:, 1], np.linalg.norm(delta, axis=1)
+
+
 def fused_distance(atoms: Atoms, fusion_distance: float, scale: float = 1.0) -> float | None:
     """The closest distance of a pair nearer than its fusion threshold (fusion_thresholds), or None."""
     table = fusion_thresholds(atoms.numbers, fusion_distance, scale)
     present = np.unique(atoms.numbers)
     cutoff = float(table[np.ix_(present, present)].max())
-    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    i, j, d = close_pairs(atoms, cutoff)
     too_close = d < table[atoms.numbers[i], atoms.numbers[j]]
     return float(d[too_close].min()) if np.any(too_close) else None
 

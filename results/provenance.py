@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import subprocess
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -13,13 +14,33 @@ PACKAGES = ("amorph", "torch", "matgl", "chgnet", "sevenn", "diep", "torch-dftd"
 
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries that can change a result."""
-    versions = {"python": platform.python_version()}
+    versions = {"python": platform.python_version(), "amorph_commit": source_commit()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def source_commit() -> str:
+    """The git commit amorph runs from ('+ changes' when the tree differs from it), or 'unknown' when
+    it was installed from a package rather than run from a checkout: a result is tied to the code
+    that made it, not only to a version number that does not move between commits."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return "unknown (not a git checkout)"
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git did not answer)"
+    if head.returncode != 0:
+        return "unknown (git did not answer)"
+    return head.stdout.strip() + (" + changes" if dirty.stdout.strip() else "")
 
 
 def machine() -> dict[str, str]:

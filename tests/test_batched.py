@@ -15,12 +15,12 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.matching.database import known_polymorphs
 from amorph.matching.statistics import separation, share_intervals
 from amorph.matching.symmetry import find_symmetry
-from amorph.md.batched_md import batch_replicas, run_replicas
+from amorph.md.batched_md import EvaluatorCalculator, evaluator_forces, replica_groups
 from amorph.md.batched_relax import relax_many
-from amorph.md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator
+from amorph.md.evaluators import AseEvaluator, BatchEvaluator, ChgnetEvaluator, MatglEvaluator, make_evaluator, new_keys
 from amorph.md.potentials import load_potential
 from amorph.md.relax import relax
-from amorph.melt_quench import melt_quench
+from amorph.melt_quench import melt_quench, melt_quench_replicas
 from amorph.settings import MeltQuenchSettings
 
 
@@ -156,15 +156,13 @@ def test_make_evaluator_picks_the_batched_path_for_torch_models(tiny_matgl_model
 
 
 def test_replicas_batched_equal_replicas_run_one_by_one():
+    """Three replicas through one evaluator as one batch (one call per step for all) end where each
+    run alone through its ASE calculator ends; on a CPU the replicas go one at a time."""
     emt = load_potential("emt")
     starts = [bulk("Cu", "fcc", a=3.7, cubic=True) * (2, 2, 2) for _ in range(3)]
     for k, s in enumerate(starts):
         s.rattle(0.1, seed=k)
     settings = MeltQuenchSettings(t_high=1500, t_low=300, steps_per_stage=10)
-
-    def one(k, start, potential):
-        return melt_quench(start, potential, settings, np.random.default_rng([7, k]))
-
     calls = []
 
     class Counting(AseEvaluator):
@@ -172,17 +170,16 @@ def test_replicas_batched_equal_replicas_run_one_by_one():
             calls.append(len(cells))
             return super().evaluate(cells, keys)
 
-    batched = run_replicas(starts, emt, Counting(emt), one)
-    single = [one(k, s, emt) for k, s in enumerate(starts)]
+    evaluator = Counting(emt)
+    keys = new_keys(3)
+    batched = melt_quench_replicas(starts, settings, [EvaluatorCalculator(evaluator, key) for key in keys],
+                                   evaluator_forces(evaluator, keys), [np.random.default_rng([7, k]) for k in range(3)])
+    single = [melt_quench(s, emt, settings, np.random.default_rng([7, k])) for k, s in enumerate(starts)]
     for (a, *_), (b, *_) in zip(batched, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
     assert max(calls) == 3  # all three replicas evaluated together
-    calls.clear()
-    in_turn = run_replicas(starts, emt, Counting(emt), one, together=False)
-    for (a, *_), (b, *_) in zip(in_turn, single):
-        np.testing.assert_allclose(a.positions, b.positions, atol=1e-10)
-    assert calls and max(calls) == 1  # one replica at a time, each through the evaluator
-    assert batch_replicas(3, "cuda") and not batch_replicas(3, "cpu") and not batch_replicas(1, "cuda")
+    assert replica_groups(3, "cuda") == [[0, 1, 2]] and replica_groups(3, "cpu") == [[0], [1], [2]]
+    assert replica_groups(1, "cuda") == [[0]]
 
 
 def test_share_intervals_and_separation():

@@ -188,8 +188,9 @@ def test_a_large_cell_is_listed_in_blocks_with_the_same_edges(monkeypatch):
 
 
 def test_replicas_on_a_matgl_model_reuse_neighbour_lists_and_match_single_runs(tiny_matgl_model):
-    from amorph.md.batched_md import run_replicas
-    from amorph.melt_quench import melt_quench
+    from amorph.md.batched_md import EvaluatorCalculator, evaluator_forces
+    from amorph.md.evaluators import new_keys
+    from amorph.melt_quench import melt_quench, melt_quench_replicas
     from amorph.settings import MeltQuenchSettings
 
     potential = load_potential(f"matgl:{tiny_matgl_model}", "cpu")
@@ -198,12 +199,12 @@ def test_replicas_on_a_matgl_model_reuse_neighbour_lists_and_match_single_runs(t
         s.rattle(0.05, seed=k)
     settings = MeltQuenchSettings(t_high=600, t_low=300, steps_per_stage=4)
 
-    def one(k, start, pot):
-        return melt_quench(start, pot, settings, np.random.default_rng([5, k]))
-
     evaluator = MatglEvaluator(potential, max_atoms=100)
-    batched = run_replicas(starts, potential, evaluator, one)
-    single = [one(k, s, potential) for k, s in enumerate(starts)]
+    keys = new_keys(2)
+    batched = melt_quench_replicas(starts, settings, [EvaluatorCalculator(evaluator, key) for key in keys],
+                                   evaluator_forces(evaluator, keys), [np.random.default_rng([5, k]) for k in range(2)])
+    evaluator.forget(keys)
+    single = [melt_quench(s, potential, settings, np.random.default_rng([5, k])) for k, s in enumerate(starts)]
     for (a, *_), (b, *_) in zip(batched, single):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-4)
     assert evaluator.neighbours.rebuilt < 2 * 12  # lists reused across MD steps

@@ -122,7 +122,7 @@ def test_a_failed_melt_quench_exits_3_with_one_line_and_keeps_the_folder(cli, tm
     def failing(*args, **kwargs):
         raise MDFault(7, "non-finite energy or forces")
 
-    monkeypatch.setattr(mq, "run_nvt_schedule", failing)
+    monkeypatch.setattr(mq, "run_nvt_replicas", failing)
     out = tmp_path / "run"
     code, _, stderr = cli("predict", "Cu", "--potential", "emt", "--preset", "smoke", "--out", str(out), "--quiet")
     assert code == 3, stderr

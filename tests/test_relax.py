@@ -50,3 +50,26 @@ def test_a_volume_that_runs_away_is_a_result_with_its_energy(monkeypatch):
     result = relax_module.relax(squeezed, EMT(), 0.01, 50)
     assert not result.converged and result.steps >= 1 and math.isfinite(result.final_energy)
     assert result.atoms.calc is None and abs(result.atoms.get_volume() / squeezed.get_volume() - 1) > 1e-4
+
+
+def test_close_pairs_in_an_orthorhombic_cell_are_neighbor_lists():
+    """The periodic k-d tree (every melt-quench cell) finds the pairs ASE's neighbor_list finds, at the
+    same distances, atoms near the faces included; a sheared cell goes to neighbor_list itself."""
+    from ase.neighborlist import neighbor_list
+
+    from amorph.md.relax import close_pairs
+
+    rng = np.random.default_rng(4)
+    for trial in range(20):
+        box = rng.uniform(5.0, 9.0, 3)
+        positions = rng.uniform(-0.5, 1.5, (40, 3)) * box  # unwrapped, as MD leaves them
+        positions[:4] = box * np.array([[0, 0, 0], [1, 1, 1], [1e-12, 0.5, 0.5], [1 - 1e-12, 0.5, 0.5]])
+        atoms = Atoms("Cu40", positions=positions, cell=box, pbc=True)
+        i, j, d = close_pairs(atoms, 1.6)
+        ref_i, ref_j, ref_d = neighbor_list("ijd", atoms, 1.6, self_interaction=False)
+        ours = {(min(a, b), max(a, b)): x for a, b, x in zip(i, j, d)}
+        theirs = {(min(a, b), max(a, b)): x for a, b, x in zip(ref_i, ref_j, ref_d)}
+        assert ours.keys() == theirs.keys(), trial
+        assert all(abs(ours[k] - theirs[k]) < 1e-9 for k in ours)
+    sheared = Atoms("Cu2", positions=[[0, 0, 0], [1.0, 0, 0]], cell=[[6, 0, 0], [2, 6, 0], [0, 0, 6]], pbc=True)
+    assert len(close_pairs(sheared, 1.5)[2]) == 2  # neighbor_list's (i, j) and (j, i)
