@@ -36,14 +36,14 @@ def polymorph_primitive_sizes(polymorphs: list[Polymorph]) -> list[int] | None:
     return sorted(set(primitive_sizes(polymorphs).values()))
 
 
-def subcell_size_limit(run: Run, polymorphs: list[Polymorph], roomless: list[OutOfRoom]) -> SizeLimit:
-    """The subcell size range, raised only for the polymorphs the starting cell has room for: a subcell
-    can become no polymorph longer than the cell, so larger subcells for one would spend the budget on
-    relaxations that cannot reach it. When no polymorph has room, for all of them."""
+def subcell_size_limit(run: Run, polymorphs: list[Polymorph], roomless: list[OutOfRoom], cell_atoms: int) -> SizeLimit:
+    """The subcell size range, raised only for the polymorphs the starting cell (of cell_atoms atoms)
+    has room for: a subcell can become no polymorph longer than the cell, so larger subcells for one
+    would spend the budget on relaxations that cannot reach it. When no polymorph has room, for all."""
     sc = run.settings.subcells
     too_long = {r.name for r in roomless}
     fitting = [p for p in polymorphs if p.name not in too_long] or polymorphs
-    return size_limit(sc.n_max, sc.fit_polymorphs, run.settings.packing.target_atoms, primitive_sizes(fitting).values())
+    return size_limit(sc.n_max, sc.fit_polymorphs, cell_atoms, primitive_sizes(fitting).values())
 
 
 def check_reachable(polymorphs: list[Polymorph], n_max: int, formula: str, progress: ProgressSink) -> None:
@@ -97,7 +97,7 @@ def could_not_form(references: list[Polymorph], reach: dict[str, str], sizes: di
     room, so the report says what would settle the answer: no answer is conclusive while one could not form."""
     room_from = {r.name: f"--atoms {r.atoms}" for r in roomless}
     return [f"{p.name} (room from {room_from.get(p.name, f'--n-max {sizes[p.name]}')})"
-            for p in references if p.name in reach and p.origin != "prototypes" and not p.approximant]
+            for p in references if p.name in reach and p.settles_answer]
 
 
 def unformed_energies(references: list[Polymorph], rows: list[PolymorphTally], reach: dict[str, str],
@@ -108,4 +108,4 @@ def unformed_energies(references: list[Polymorph], rows: list[PolymorphTally], r
     lower than the answer would have been named had a subcell found it (matching.rules.evidence_gaps)."""
     formed = {r.name for r in rows if r.known and r.count > 0}
     return {p.name: relaxed[p.name] for p in references
-            if p.name not in reach and p.name not in formed and p.origin != "prototypes" and not p.approximant and p.name in relaxed}
+            if p.name not in reach and p.name not in formed and p.settles_answer and p.name in relaxed}

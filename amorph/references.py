@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from amorph.composition import Formula, volume_per_atom_from_radii
+from amorph.composition import Formula, number_of_atoms, volume_per_atom_from_radii
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.prototypes import prototype_polymorphs
 from amorph.matching.sources import PROTOTYPES, gather, merge
@@ -116,7 +116,11 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     for line in suitability_warnings(run.formula, polymorphs, run.potential.dispersion, run.settings.melt_quench.t_high):
         progress.note(f"warning: {line}")
     n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
-    limit = subcell_size_limit(run, polymorphs, roomless)
+    asked = number_of_atoms(run.formula, run.settings.packing.target_atoms)
+    if n_atoms > asked:
+        progress.note(f"the starting cell grows from {asked} to {n_atoms} atoms ({edge:.1f} A on a side), so that every known "
+                      f"polymorph up to --grow-to {run.settings.packing.grow_to} atoms' worth of room can form")
+    limit = subcell_size_limit(run, polymorphs, roomless, n_atoms)
     if limit.raised_from is not None:
         progress.note(
             f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that the primitive cell of every known "

@@ -286,7 +286,10 @@ def start_cluster(n_items: int, workers: int | None, device: str) -> tuple[Any, 
     # a predict run relaxes its subcells in processes of its own (md.parallel_relax): a worker must
     # be allowed children
     dask.config.set({"distributed.worker.daemon": False})
-    quiet = {"silence_logs": logging.ERROR}
+    # Dask's own log lines stay out of the terminal, errors included: a worker that dies reaches the
+    # screen as its formula's error (as_completed), and after Ctrl-C a worker whose scheduler has gone
+    # logs a heartbeat traceback (seen on a loaded machine) that is not a fault of the screen
+    quiet = {"silence_logs": logging.CRITICAL}
     if resolve_device(device) == "cuda":
         import torch
 

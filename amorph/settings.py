@@ -70,6 +70,10 @@ class PackingSettings:
 
     target_atoms: int = setting(100, "--atoms", "Target number of atoms in the amorphous cell")  # the paper: ~100
     volume_factor: float = setting(1.15, "--volume-factor", "Starting cell volume over the ground-state crystal's (the paper: 1.15)")
+    # a subcell can become no polymorph longer than the cell it is cut from: the cell grows, up to this
+    # many atoms, to hold the known polymorphs that would otherwise be out of its reach (amorph.start.starting_cell)
+    grow_to: int = setting(250, "--grow-to", "Most atoms the starting cell may grow to, so that a known polymorph longer than "
+                           "it can form (0: it keeps --atoms)", allowed="non-negative")
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,12 @@ class MatchingSettings:
     symprec: tuple[float, ...] = setting((0.01, 0.05, 0.1), "matching.symprec", "spglib tolerances tried in turn", "A", allowed="free")
 
 
+# What a run did before a field existed, where that differs from today's default: a run folder
+# recorded without the field is read back (and its stages compared, amorph.stages) with these. Before
+# --grow-to the cell kept its --atoms; before --start-relax-steps the MD started from the packing.
+AS_BEFORE: dict[str, dict[str, Any]] = {"packing": {"grow_to": 0}, "melt_quench": {"start_relax_steps": 0}}
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything that defines one `amorph predict` run."""
@@ -210,9 +220,8 @@ class RunSettings:
             databases=tuple(data.get("databases", DEFAULT_DATABASES)),
             rule=data.get("rule", "most-frequent"),  # a run from before --rule named the most frequent
             potential_check=data.get("potential_check", True),
-            packing=PackingSettings(**data["packing"]),
-            # a run from before the packed cell was relaxed started the MD as packed
-            melt_quench=MeltQuenchSettings(**{"start_relax_steps": 0, **data["melt_quench"]}),
+            packing=PackingSettings(**{**AS_BEFORE["packing"], **data["packing"]}),
+            melt_quench=MeltQuenchSettings(**{**AS_BEFORE["melt_quench"], **data["melt_quench"]}),
             subcells=_subcells_as_run(data["subcells"]),
             relax=RelaxSettings(**data["relax"]),
             # a run from before the section matched with these defaults, which were then fixed in code
@@ -237,7 +246,7 @@ def _as_tuples(section: dict[str, Any]) -> dict[str, Any]:
 # CPU workstation (TiO2 with CHGNet in minutes on 2 cores); standard and paper: the paper's scale, for a GPU.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "packing": {"target_atoms": 32},
+        "packing": {"target_atoms": 32, "grow_to": 0},
         # 250 MD steps, not 100: a cooling liquid releases heat faster than a 200-300 fs ramp lets the
         # thermostat take it out; 32-atom Cu ramps ran +4..+11% above target at 150 steps, +1..+7% at
         # 250 over 4 seeds (docs/method.md, "Melt-quench")
@@ -252,7 +261,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # bootstrap over one cell's subcells can show. The measurements behind each choice are in
     # docs/accuracy-log.md ("Four replicas", "The relaxation's step limit") and docs/method.md.
     "quick": {
-        "packing": {"target_atoms": 48},
+        # the cell does not grow for polymorphs longer than it: at 105 atoms (what growth gives MoS2) 2H
+        # formed in 1 subcell of 148 and a stacking polytype won the tie, at twice the time (docs/method.md)
+        "packing": {"target_atoms": 48, "grow_to": 0},
         # the ramp twice a hold (250 steps, 3.4 K/fs): at 125 steps (6.8 K/fs) ramps ran +3..+12% hot over
         # 28 benchmark runs (docs/method.md, "Melt-quench")
         "melt_quench": {"steps_per_stage": 125, "ramp_factor": 2.0, "replicas": 4},
@@ -282,7 +293,8 @@ def preset_table() -> str:
         mq, sc = s.melt_quench, s.subcells
         ramp = round(mq.steps_per_stage * mq.ramp_factor)
         reserve = f" (+{sc.more_if_inconclusive} while inconclusive)" if sc.more_if_inconclusive else ""
-        rows.append(f"| {name} | {s.packing.target_atoms} | {mq.replicas} x {mq.steps_per_stage}/{ramp}/{mq.steps_per_stage} | "
+        grows = f" (up to {s.packing.grow_to})" if s.packing.grow_to > s.packing.target_atoms else ""
+        rows.append(f"| {name} | {s.packing.target_atoms}{grows} | {mq.replicas} x {mq.steps_per_stage}/{ramp}/{mq.steps_per_stage} | "
                     f"{sc.d_frac:g} | {sc.n_min}-{sc.n_max} | {sc.max_subcells}{reserve} | {s.relax.max_steps} | {PRESET_PURPOSE[name]} |")
     return "\n".join(rows)
 

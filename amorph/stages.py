@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from amorph.results import rundir as files
 from amorph.results.rundir import RunDir
-from amorph.settings import SECTIONS, RunSettings
+from amorph.settings import AS_BEFORE, SECTIONS, RunSettings
 
 if TYPE_CHECKING:
     from amorph.progress import ProgressSink
@@ -265,8 +265,9 @@ def recorded_model(out: RunDir) -> str | None:
 
 
 def same_fingerprint(recorded: dict[str, Any] | None, current: dict[str, Any]) -> bool:
-    """Equal, a field missing from a recorded section counting as its default: a settings section
-    that gains a field in a later version must not make every earlier run's stages run again."""
+    """Equal, a field missing from a recorded section counting as what runs did before it existed
+    (settings.AS_BEFORE, else its default): a settings section that gains a field in a later version
+    must not make every earlier run's stages run again."""
     if recorded is None:
         return False
     if recorded.get("inputs") != current.get("inputs") or set(recorded["settings"]) != set(current["settings"]):
@@ -275,7 +276,8 @@ def same_fingerprint(recorded: dict[str, Any] | None, current: dict[str, Any]) -
     for key, value in current["settings"].items():
         old = recorded["settings"][key]
         if isinstance(value, dict) and isinstance(old, dict) and key in defaults:
-            old = {**{k: v for k, v in defaults[key].items() if k in value}, **old}
+            before = {**defaults[key], **AS_BEFORE.get(key, {})}
+            old = {**{k: v for k, v in before.items() if k in value}, **old}
         if old != value:
             return False
     return True

@@ -39,10 +39,30 @@ def reference_volume(formula: Formula, polymorphs: list[Polymorph]) -> Reference
     return ReferenceVolume(volume_per_atom_from_radii(formula), "estimate from covalent radii")
 
 
+def room_needed(formula: Formula, polymorph: Polymorph, reference: ReferenceVolume) -> tuple[float, int]:
+    """The longest edge (A) of the polymorph's most compact cell, and the fewest atoms (whole formula
+    units) whose cubic starting cell is that long at the amorphous density (see out_of_room)."""
+    from amorph.matching.symmetry import longest_edge  # spglib: not needed for the rest of stage 1
+
+    edge = longest_edge(polymorph.structure)
+    per_unit = formula.atoms_per_formula_unit
+    return edge, per_unit * math.ceil(edge**3 / reference.per_atom / per_unit - 1e-9)
+
+
 def starting_cell(formula: Formula, settings: PackingSettings, polymorphs: list[Polymorph]) -> tuple[int, float, ReferenceVolume]:
-    """Atoms in the starting cell, its volume (A^3), and the reference crystal that volume comes from."""
+    """Atoms in the starting cell, its volume (A^3), and the reference crystal that volume comes from.
+
+    The cell holds --atoms, grown up to --grow-to where that gives room to a known polymorph that
+    settles an answer (Polymorph.settles_answer) and is longer than the cell: a subcell can become no
+    crystal longer than the box it was cut from, and a polymorph that cannot form leaves any answer
+    inconclusive. The growth is the least that holds every such polymorph within the cap; one beyond
+    it stays out of reach (out_of_room) and the report names it."""
     n_atoms = number_of_atoms(formula, settings.target_atoms)
     reference = reference_volume(formula, polymorphs)
+    if settings.grow_to > n_atoms:
+        wanted = [atoms for p in polymorphs if p.settles_answer
+                  for _, atoms in [room_needed(formula, p, reference)] if n_atoms < atoms <= settings.grow_to]
+        n_atoms = max([n_atoms, *wanted])
     return n_atoms, settings.volume_factor * reference.per_atom * n_atoms, reference
 
 
@@ -71,17 +91,13 @@ def out_of_room(formula: Formula, settings: PackingSettings, polymorphs: list[Po
     e x volume_factor^(1/3) > L is out of reach unless relaxation stretches a box past the cell. The
     room needs L^3 = N x volume_factor x v_ref: N >= e^3 / v_ref atoms (the volume factor cancels).
     """
-    from amorph.matching.symmetry import longest_edge  # spglib: not needed for the rest of stage 1
-
     n_atoms, volume, reference = starting_cell(formula, settings, polymorphs)
     edge = volume ** (1 / 3)
     stretch = settings.volume_factor ** (1 / 3)
-    per_unit = formula.atoms_per_formula_unit
     out = []
     for polymorph in polymorphs:
-        e = longest_edge(polymorph.structure)
+        e, atoms = room_needed(formula, polymorph, reference)
         if e * stretch > edge * (1 + 1e-9):
-            atoms = per_unit * math.ceil(e**3 / reference.per_atom / per_unit - 1e-9)
             out.append(OutOfRoom(polymorph.name, e, e * stretch, atoms))
     return n_atoms, edge, out
 

@@ -31,6 +31,7 @@ from accuracy import Row, read_rows  # benchmarks/accuracy.py: this script runs 
 from amorph.matching.polymorph import Polymorph
 from amorph.matching.rules import judged
 from amorph.matching.statistics import separation
+from amorph.results.provenance import measured_on
 from amorph.results.subcells import SubcellRecord, outcomes_of, read_records
 from amorph.sampling import ADAPTIVE_MIN_ROUND, ADAPTIVE_ROUNDS
 from amorph.settings import DEFAULT_RULE
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--rule", default=DEFAULT_RULE)
     parser.add_argument("--thresholds", default="0.8,0.9,0.95")
     args = parser.parse_args()
+    print(measured_on())
     stops: dict[str, Stop] = {"separation": stop_on_separation}
     stops |= {f"P>={t}": stop_on_probability(float(t), args.rule) for t in args.thresholds.split(",")}
     names = ["all", *stops]

@@ -21,6 +21,7 @@ from ase.optimize import FIRE
 from threadpoolctl import ThreadpoolController
 
 from amorph.md.potentials import load_potential
+from amorph.results.provenance import measured_on
 
 STAND_IN = "matgl:benchmarks/models/tensornet-tio2-stand-in"
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    print(measured_on())
     warnings.simplefilter("ignore")
     calculator = load_potential(args.potential, "cpu").make_calculator()
     controller = ThreadpoolController()

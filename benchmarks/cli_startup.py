@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from amorph.results.provenance import measured_on
+
 TARGET_S = 1.5
 LIST_TARGET_S = 1.0  # `amorph db list`: 63 formulas' names (issue 35)
 
@@ -53,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    print(measured_on())
     amorph = shutil.which("amorph") or str(Path(sys.executable).with_name("amorph"))
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)

@@ -23,6 +23,7 @@ from ase.io import read, write
 
 from amorph.results.checkpoint import CHECKPOINT
 from amorph.results.lock import LOCK
+from amorph.results.provenance import measured_on
 from amorph.results.rundir import SUBCELLS_INITIAL
 
 
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("copy", type=Path)
     args = parser.parse_args()
+    print(measured_on())
     if not (args.run / CHECKPOINT).is_file():
         raise SystemExit(f"{args.run} has no {CHECKPOINT}: it is not in its crystallization stage")
     if args.copy.exists():

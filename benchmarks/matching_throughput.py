@@ -31,6 +31,7 @@ import amorph.matching.identify as identify_module
 from amorph.matching.database import known_polymorphs
 from amorph.matching.identify import Product, identify
 from amorph.matching.symmetry import find_symmetry
+from amorph.results.provenance import measured_on
 from amorph.threads import one_blas_thread
 
 
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--compare-fit", action="store_true", help="only: plain fit vs reduce once, side by side")
     parser.add_argument("--layers", type=Path, nargs="+", metavar="RUN", help="only: finished runs named with and without the layer check")
     args = parser.parse_args()
+    print(measured_on())
     one_blas_thread()  # as a run does (amorph.threads)
     if args.layers:
         compare_layers(args.layers)

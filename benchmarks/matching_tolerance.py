@@ -20,6 +20,7 @@ from pathlib import Path
 from rerun import copy_run, resume_copy  # benchmarks/rerun.py, beside this script
 
 from amorph.results import rundir as files
+from amorph.results.provenance import measured_on
 from amorph.results.rundir import RunDir
 from amorph.settings import RunSettings
 from amorph.stages import STAGE_NAMES, StageRecords
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--stol", type=float, default=0.3)
     parser.add_argument("--angle-tol", type=float, default=5.0)
     args = parser.parse_args()
+    print(measured_on())
 
     changes = {("matching", "ltol"): args.ltol, ("matching", "stol"): args.stol, ("matching", "angle_tol"): args.angle_tol}
     runs = sorted(p.parent for p in args.src.rglob(files.SUBCELLS_RELAXED) if (p.parent / files.CONFIG).is_file())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 from ase import Atoms, units
@@ -28,6 +29,7 @@ from ase.neighborlist import neighbor_list
 
 from amorph.md.integrator import Coupling, NVTIntegrator, ReplicaBatch
 from amorph.md.relax import close_pairs
+from amorph.results.provenance import measured_on
 
 CUTOFF = 1.5  # A, the default fusion distance
 
@@ -90,6 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1500)
     args = parser.parse_args()
+    print(measured_on())
+    warnings.simplefilter("ignore", DeprecationWarning)  # ASE's MaxwellBoltzmannDistribution, as amorph calls it
     n = args.steps
     t = {
         "integrator, ASE": ase_steps(n),

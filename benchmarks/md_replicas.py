@@ -34,6 +34,7 @@ from amorph.md.dynamics import Guard, run_nvt_replicas
 from amorph.md.evaluators import BatchEvaluator, make_evaluator, new_keys
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import coupling_time_fs, relax_packing, temperature_schedule
+from amorph.results.provenance import measured_on
 from amorph.run import replica_rngs
 from amorph.settings import MeltQuenchSettings, PackingSettings
 from amorph.start import start_structure
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="24 atoms, 10 steps per stage")
     parser.add_argument("--repeats", type=int, default=2, help="runs of ase and in turn each, alternating (times averaged)")
     args = parser.parse_args()
+    print(measured_on())
     one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     atoms, steps = (24, 10) if args.small else (args.atoms, args.steps)

@@ -25,6 +25,7 @@ from amorph.md.dynamics import Guard, MDFault, run_nvt_schedule
 from amorph.md.evaluators import make_evaluator, new_keys
 from amorph.md.potentials import load_potential
 from amorph.melt_quench import coupling_time_fs, relax_packing, stage_steps, stage_temperatures, temperature_schedule
+from amorph.results.provenance import measured_on
 from amorph.run import STREAM_MD, STREAM_PACKING, replica_rngs
 from amorph.settings import preset_settings
 from amorph.start import start_structure
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--ramp-factor", type=float, default=None, help="default: the preset's")
     parser.add_argument("--variants", default="as-packed-100fs,relaxed-100fs,as-packed-stage,relaxed-stage")
     args = parser.parse_args()
+    print(measured_on())
     settings = preset_settings(args.formula, args.preset, potential=args.potential, seed=args.seed)
     mq = settings.melt_quench if args.ramp_factor is None else replace(settings.melt_quench, ramp_factor=args.ramp_factor)
     replicas = args.replicas or mq.replicas

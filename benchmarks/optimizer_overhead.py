@@ -24,6 +24,7 @@ from ase.calculators.calculator import Calculator
 from amorph.md.batched_relax import relax_many
 from amorph.md.evaluators import BatchEvaluator, BatchResult, CellBatch
 from amorph.md.relax import relax
+from amorph.results.provenance import measured_on
 from amorph.threads import one_blas_thread
 
 FORCE, STRESS = 0.3, 0.01  # eV/A on every atom component, eV/A^3 on the stress diagonal
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--small", action="store_true", help="100 cells")
     args = parser.parse_args()
+    print(measured_on())
     one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)

@@ -18,6 +18,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.matching.database import known_polymorphs
 from amorph.md.evaluators import make_evaluator
 from amorph.md.potentials import load_potential
+from amorph.results.provenance import measured_on
 from amorph.threads import one_blas_thread
 
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    print(measured_on())
     one_blas_thread()
     rutile = next(p for p in known_polymorphs("TiO2") if p.name == "rutile")
     cell = AseAtomsAdaptor.get_atoms(rutile.structure) * (2, 2, 2)

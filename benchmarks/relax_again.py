@@ -23,6 +23,7 @@ from rerun import copy_run, resume_copy, run_folders  # benchmarks/rerun.py, bes
 
 from amorph.md.potentials import load_potential
 from amorph.results import rundir as files
+from amorph.results.provenance import measured_on
 from amorph.results.rundir import RunDir
 from amorph.settings import RunSettings
 from amorph.stages import STAGE_NAMES, StageRecords
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--potential", default=None, help="relax under this potential instead of the run's own")
     parser.add_argument("--only", default="", help="comma-separated run folder names (default: every run under SRC)")
     args = parser.parse_args()
+    print(measured_on())
     runs = [r for r in run_folders(args.src, args.only) if (r / files.SUBCELLS_INITIAL).is_file()]
     under = f" under {args.potential}" if args.potential else ""
     print(f"relaxing again with at most {args.relax_steps} FIRE steps{under}: {len(runs)} runs", flush=True)

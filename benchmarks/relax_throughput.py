@@ -35,6 +35,7 @@ from amorph.md.potentials import load_potential
 from amorph.md.relax import relax
 from amorph.melt_quench import melt_quench
 from amorph.motifs.subcells import extract_subcells
+from amorph.results.provenance import measured_on
 from amorph.settings import MeltQuenchSettings, PackingSettings
 from amorph.start import start_structure
 from amorph.threads import one_blas_thread
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--as-cut", action="store_true", help="subcells exactly as cut, as amorph predict --keep-cut-contacts")
     parser.add_argument("--self-check", action="store_true", help="also relax one at a time from a 1e-6 A nudge and compare")
     args = parser.parse_args()
+    print(measured_on())
     one_blas_thread()  # as a run does (amorph.threads)
     warnings.simplefilter("ignore")
     n = 16 if args.small else args.n

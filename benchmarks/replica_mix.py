@@ -37,6 +37,7 @@ from accuracy import Row, read_rows  # benchmarks/: this script runs from there,
 from adaptive_replay import answer, load_run
 
 from amorph.matching.polymorph import Polymorph
+from amorph.results.provenance import measured_on
 from amorph.results.subcells import SubcellRecord, outcomes_of
 from amorph.settings import DEFAULT_RULE
 
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--mixes", type=int, default=150, help="the most replica sets per design")
     parser.add_argument("--rule", default=DEFAULT_RULE)
     args = parser.parse_args()
+    print(measured_on())
     try:
         designs = [Design.parse(d) for d in args.designs.split(",")]
     except ValueError as error:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from amorph.results.provenance import measured_on
+
 
 def _amorph(*args: str) -> float:
     started = time.perf_counter()
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--preset", default="smoke")
     parser.add_argument("--seed", default="0")
     args = parser.parse_args()
+    print(measured_on())
     common = ["--potential", args.potential, "--preset", args.preset, "--seed", args.seed]
     scratch = Path(tempfile.mkdtemp(prefix="amorph-screen-bench-"))
     try:

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from amorph.results import rundir as files
+from amorph.results.provenance import measured_on
 from amorph.results.rundir import RunDir
 from amorph.stages import StageRecords
 
@@ -27,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args()
+    print(measured_on())
     for run in args.runs:
         report_file = run / "report.json"
         if not report_file.is_file():

@@ -97,6 +97,7 @@ def predict(
     db: db_commands.DbOption = None,
     atoms: Annotated[int | None, typer.Option(help=flag("--atoms").help, rich_help_panel=PANEL_MD)] = None,
     volume_factor: Annotated[float | None, typer.Option(help=flag("--volume-factor").help, rich_help_panel=PANEL_MD)] = None,
+    grow_to: Annotated[int | None, typer.Option(help=flag("--grow-to").help, rich_help_panel=PANEL_MD)] = None,
     t_high: Annotated[float | None, typer.Option(help=flag("--t-high").help, rich_help_panel=PANEL_MD)] = None,
     t_low: Annotated[float | None, typer.Option(help=flag("--t-low").help, rich_help_panel=PANEL_MD)] = None,
     md_steps: Annotated[int | None, typer.Option(help=flag("--md-steps").help, rich_help_panel=PANEL_MD)] = None,
@@ -149,7 +150,7 @@ def predict(
     adaptive, budget = _budget(max_subcells)
     settings = _settings(formula, preset, potential, device, {
         "--seed": seed, "--db": tuple(db) if db else None, "--rule": rule, "--skip-potential-check": skip_potential_check,
-        "--atoms": atoms, "--volume-factor": volume_factor,
+        "--atoms": atoms, "--volume-factor": volume_factor, "--grow-to": grow_to,
         "--t-high": t_high, "--t-low": t_low, "--md-steps": md_steps, "--ramp-factor": ramp_factor, "--timestep": timestep,
         "--replicas": replicas, "--thermostat": thermostat, "--friction": friction, "--start-relax-steps": start_relax_steps,
         "--d-frac": d_frac, "--n-min": n_min, "--n-max": n_max, "--max-subcells": budget,

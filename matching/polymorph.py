@@ -29,6 +29,13 @@ class Polymorph:
     origin: str = "builtin"  # builtin | mp | a file path | prototypes
     energy_above_hull: float | None = None  # eV/atom, where the source knows it (Materials Project)
 
+    @property
+    def settles_answer(self) -> bool:
+        """A database entry whose cell is the crystal's own (not a prototype, not an ordered model of a
+        disordered phase, whose cell is the model's choice): an answer cannot be conclusive while one of
+        these could not form, and the starting cell grows to hold them (amorph.start, amorph.reach)."""
+        return self.origin != "prototypes" and not self.approximant
+
     def __hash__(self) -> int:
         """Hash by identity in the database (Structure itself is unhashable), so entries can key dicts/sets."""
         return hash((self.formula, self.name))

@@ -76,13 +76,13 @@ class SizeLimit:
     cap: int  # half the starting cell: a larger subcell is no longer a local motif
 
 
-def size_limit(n_max: int, fit_polymorphs: bool, target_atoms: int, primitive_sizes: Iterable[int]) -> SizeLimit:
+def size_limit(n_max: int, fit_polymorphs: bool, cell_atoms: int, primitive_sizes: Iterable[int]) -> SizeLimit:
     """A subcell of N atoms can only relax into a crystal whose primitive cell fits in it (N a
     multiple of its size), so the size range must reach the largest primitive cell of the known
     polymorphs, or those polymorphs can never be the answer. One general rule, read from the
     database, not tuned per formula. The cap keeps a subcell a local motif cut from a larger
     amorphous cell: without it a 32-atom polymorph would need subcells of most of a 48-atom cell."""
-    cap = max(1, target_atoms // 2)
+    cap = max(1, cell_atoms // 2)
     largest = max(primitive_sizes, default=0)
     if not fit_polymorphs or largest <= n_max:
         return SizeLimit(n_max, None, cap)

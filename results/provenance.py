@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -55,6 +56,16 @@ def machine() -> dict[str, str]:
     except ImportError:
         pass
     return info
+
+
+def measured_on() -> str:
+    """The line a benchmark prints first, so that a number pasted into docs/ carries the code, the
+    date and the machine that made it."""
+    where = machine()
+    cores = os.cpu_count() or 0
+    gpu = f", {where['gpu']}" if "gpu" in where else ", no GPU"
+    return (f"measured: amorph {source_commit()}, {utc_now()}, {where['platform']}, {cores} CPU cores"
+            f"{gpu}, torch threads {where.get('torch_threads', '?')}")
 
 
 def utc_now() -> str:

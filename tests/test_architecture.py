@@ -242,3 +242,25 @@ def test_the_api_refuses_what_the_cli_refuses():
     with pytest.raises(AmorphError, match="--more-if-inconclusive needs a whole-number --max-subcells"):
         validate(auto_with_reserve)
     validate(replace(auto_with_reserve, subcells=replace(auto_with_reserve.subcells, more_if_inconclusive=0)))
+
+
+def test_a_benchmark_names_the_code_and_machine_it_measured_on():
+    """Every measurement script prints `measured: amorph <commit>, <date>, <machine>` first, so a
+    number copied into docs/ says what made it; config.json records the same commit."""
+    import re
+    from pathlib import Path
+
+    from amorph.results.provenance import library_versions, measured_on
+
+    line = measured_on()
+    assert re.match(r"measured: amorph (\w{7,}( \+ changes)?|unknown \(.*\)), \d{4}-\d\d-\d\dT", line), line
+    assert line.split(",")[0].removeprefix("measured: amorph ") == library_versions()["amorph_commit"]
+    root = Path(__file__).resolve().parents[1]
+    tools = {"rerun.py", "train_stand_in_tensornet.py", "accuracy.py"}  # tools, and accuracy.py names each run's own
+    for script in sorted((root / "benchmarks").glob("*.py")):
+        if script.name not in tools:
+            assert "print(measured_on())" in script.read_text(), script.name
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "md_host_cost.py"), "--steps", "20"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("measured: amorph ") and done.stdout.strip().splitlines()[-1].startswith("ratio: ")

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 from ase.build import bulk
-from ase.io import write
+from ase.io import read, write
 
 
 def test_subcell_range_without_a_formula_unit_is_refused_at_once(cli, tmp_path):
@@ -157,3 +157,22 @@ def test_explicit_n_max_is_kept(cli, tmp_path):
     assert code == 0, stderr
     assert "subcells of at most 8 atoms cannot become: big (12 atoms)" in stderr
     assert json.loads((out / "subcell_census.json").read_text())["n_max"] == 8
+
+
+def test_the_cell_grows_to_hold_a_polymorph_longer_than_it(cli, tmp_path):
+    """Au's 4H (c 9.4 A) does not fit the smoke preset's 32-atom cell; with --grow-to the cell grows to
+    the fewest atoms that hold it, 4H is then within reach, and the subcell range follows the cell."""
+    runs = {}
+    for grow in ("0", "64", "40"):
+        out = tmp_path / f"grow{grow}"
+        code, _, stderr = cli("predict", "Au", "--potential", "emt", "--preset", "smoke", "--grow-to", grow, "--md-steps", "5",
+                              "--max-subcells", "4", "--out", str(out))
+        assert code == 0, stderr
+        runs[grow] = (json.loads((out / "subcell_range.json").read_text()), read(out / "start.extxyz"), " ".join(stderr.split()))
+    (room, start, _), (grown_room, grown, note), (capped_room, capped, _) = runs["0"], runs["64"], runs["40"]
+    [needed] = room["cell_room"]["too_short_for"]
+    assert needed["name"] == "4h" and len(start) == 32
+    assert len(grown) == needed["atoms"] and grown_room["cell_room"]["too_short_for"] == []
+    assert grown_room["cell_room"]["edge"] >= needed["needed"] and grown_room["subcell_size_limit"]["cap"] == needed["atoms"] // 2
+    assert f"the starting cell grows from 32 to {needed['atoms']} atoms" in note
+    assert len(capped) == 32 and [r["name"] for r in capped_room["cell_room"]["too_short_for"]] == ["4h"]  # beyond the cap: as asked

@@ -122,3 +122,32 @@ def test_the_fingerprint_names_the_model_loaded(cu_smoke_run):
     run, _ = cu_smoke_run
     records = json.loads((run / files.STAGE_RECORDS).read_text())["stages"]
     assert records["run_melt_quench"]["fingerprint"]["settings"]["potential"] == "emt (emt analytic)"
+
+
+def test_a_run_from_before_the_cell_could_grow_resumes_as_it_ran(cu_smoke_run, tmp_path, cli):
+    """A run folder recorded before --grow-to existed is read back with the cell as it was (grow_to 0,
+    settings.AS_BEFORE), not with today's default, and none of its stages runs again."""
+    import shutil
+
+    from amorph.settings import RunSettings
+    from amorph.stages import same_fingerprint
+
+    run, _ = cu_smoke_run
+    copy = tmp_path / "old"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / files.CONFIG).read_text())
+    del config["settings"]["packing"]["grow_to"]
+    (copy / files.CONFIG).write_text(json.dumps(config))
+    records = json.loads((copy / files.STAGE_RECORDS).read_text())
+    for record in records["stages"].values():
+        record["fingerprint"]["settings"].get("packing", {}).pop("grow_to", None)
+    (copy / files.STAGE_RECORDS).write_text(json.dumps(records))
+    assert RunSettings.from_dict(config["settings"]).packing.grow_to == 0
+    packing = {"target_atoms": 100, "volume_factor": 1.15}
+    assert not same_fingerprint({"settings": {"packing": packing}, "inputs": {}},
+                                {"settings": {"packing": {**packing, "grow_to": 250}}, "inputs": {}})
+    code, _, stderr = cli("resume", str(copy))
+    assert code == 0, stderr
+    text = " ".join(stderr.split())
+    for entry in STAGES:  # the ones that read config.json run again only because this test rewrote it
+        assert (f"{entry.name} runs again" in text) == (files.CONFIG in entry.reads), entry.name
