@@ -138,5 +138,6 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     # the comparison with the amorphous solid) as it was (amorph.stages)
     run.out.write_json(
         files.SUBCELL_RANGE,
-        {"subcell_size_limit": asdict(limit), "cell_room": {"edge": edge, "too_short_for": [asdict(r) for r in roomless]}},
+        {"subcell_size_limit": asdict(limit),
+         "cell_room": {"atoms": n_atoms, "atoms_asked": asked, "edge": edge, "too_short_for": [asdict(r) for r in roomless]}},
     )

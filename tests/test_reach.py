@@ -173,6 +173,7 @@ def test_the_cell_grows_to_hold_a_polymorph_longer_than_it(cli, tmp_path):
     [needed] = room["cell_room"]["too_short_for"]
     assert needed["name"] == "4h" and len(start) == 32
     assert len(grown) == needed["atoms"] and grown_room["cell_room"]["too_short_for"] == []
+    assert grown_room["cell_room"]["atoms"] == needed["atoms"] and grown_room["cell_room"]["atoms_asked"] == 32
     assert grown_room["cell_room"]["edge"] >= needed["needed"] and grown_room["subcell_size_limit"]["cap"] == needed["atoms"] // 2
     assert f"the starting cell grows from 32 to {needed['atoms']} atoms" in note
     assert len(capped) == 32 and [r["name"] for r in capped_room["cell_room"]["too_short_for"]] == ["4h"]  # beyond the cap: as asked
