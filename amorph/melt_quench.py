@@ -133,9 +133,15 @@ def melt_quench_replicas(
         )
     except MDFault as fault:
         stage = STAGES[stage_of_step(fault.step, stage_steps(settings))]
+        if fault.halvings == MAX_HALVINGS:
+            tried = f", still after halving the {settings.timestep:g} fs time step {MAX_HALVINGS} times"
+        elif fault.halvings:
+            tried = f", on a state it had evaluated before (time step halved {fault.halvings} times by then)"
+        else:
+            tried = ", before any step"
         raise SimulationError(
             f"melt-quench failed{_of_replica(fault.replica, starts, settings)} at step {fault.step} of {sum(stage_steps(settings))} "
-            f"({stage}): {fault.cause}, still after halving the {settings.timestep:g} fs time step {MAX_HALVINGS} times"
+            f"({stage}): {fault.cause}{tried}"
         ) from None
     return list(zip(cells, logs, starts_relaxed, strict=True))
 

@@ -118,9 +118,11 @@ def collect_references(run: Run, progress: ProgressSink) -> None:
     n_atoms, edge, roomless = out_of_room(run.formula, run.settings.packing, polymorphs)
     asked = number_of_atoms(run.formula, run.settings.packing.target_atoms)
     if n_atoms > asked:
-        progress.note(f"the starting cell grows from {asked} to {n_atoms} atoms ({edge:.1f} A on a side), so that every known "
-                      f"polymorph up to --grow-to {run.settings.packing.grow_to} atoms' worth of room can form")
-    limit = subcell_size_limit(run, polymorphs, roomless, n_atoms)
+        progress.note(f"the starting cell grows from {asked} to {n_atoms} atoms ({edge:.1f} A on a side) to hold the known "
+                      f"polymorphs longer than it (--grow-to {run.settings.packing.grow_to})")
+    # half the cell caps the subcells: --atoms as given unless the cell grew (a 99-atom TiO2 cell for
+    # --atoms 100 keeps the cap of 50 it always had)
+    limit = subcell_size_limit(run, polymorphs, roomless, n_atoms if n_atoms > asked else run.settings.packing.target_atoms)
     if limit.raised_from is not None:
         progress.note(
             f"subcells of up to {limit.n_max} atoms (not {limit.raised_from}), so that the primitive cell of every known "

@@ -97,7 +97,7 @@ def main() -> None:
     settings = MeltQuenchSettings(steps_per_stage=steps)
     starts = []
     for rng in replica_rngs(0, 1, args.replicas):
-        cell = start_structure(formula, PackingSettings(target_atoms=atoms), rng, refs)[0]
+        cell = start_structure(formula, PackingSettings(target_atoms=atoms, grow_to=0), rng, refs)[0]
         relax_packing(cell, EvaluatorCalculator(evaluator, new_keys(1)[0]), settings.start_relax_steps)
         cell.calc = None
         starts.append(cell)

@@ -43,7 +43,7 @@ from amorph.threads import one_blas_thread
 
 def fixed_subcells(potential, n: int, atoms: int, md_steps: int, push_cut_contacts: bool = True) -> list:
     formula = parse_formula("TiO2")
-    cell, _ = start_structure(formula, PackingSettings(target_atoms=atoms), np.random.default_rng([0, 1]), known_polymorphs("TiO2"))
+    cell, _ = start_structure(formula, PackingSettings(target_atoms=atoms, grow_to=0), np.random.default_rng([0, 1]), known_polymorphs("TiO2"))
     if md_steps:
         cell, _ = melt_quench(cell, potential, MeltQuenchSettings(steps_per_stage=md_steps), np.random.default_rng([0, 2]))
     subcells, _ = extract_subcells(

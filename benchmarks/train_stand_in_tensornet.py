@@ -44,7 +44,7 @@ def labelled_frames(n_subcells: int, steps: int, every: int, seed: int) -> list[
     frames = []
     starts = []
     for k in range(max(1, n_subcells // 16)):
-        cell, _ = start_structure(formula, PackingSettings(target_atoms=48), np.random.default_rng([seed, k]), known_polymorphs("TiO2"))
+        cell, _ = start_structure(formula, PackingSettings(target_atoms=48, grow_to=0), np.random.default_rng([seed, k]), known_polymorphs("TiO2"))
         subcells, _ = extract_subcells(cell, formula, d_frac=0.1, n_min=3, n_max=12, max_subcells=16,
                                        rng=np.random.default_rng([seed, k, 1]), sizes=[6, 12],
                                        push_cut_contacts=False)  # as the stored model was trained

@@ -70,11 +70,13 @@ RECOVERABLE: tuple[type[Exception], ...] = (RuntimeError, ValueError, IndexError
 
 
 class MDFault(Exception):
-    """A melt-quench replica that kept failing after MAX_HALVINGS halvings of its time step."""
+    """A melt-quench replica that kept failing after MAX_HALVINGS halvings of its time step, or whose
+    potential failed on a state no time step changes (its start, or a good state gone back to);
+    halvings: how often its time step had been halved by then."""
 
-    def __init__(self, step: int, cause: str, replica: int = 0):
+    def __init__(self, step: int, cause: str, replica: int = 0, halvings: int = MAX_HALVINGS):
         super().__init__(f"replica {replica}, step {step}: {cause}")
-        self.step, self.cause, self.replica = step, cause, replica
+        self.step, self.cause, self.replica, self.halvings = step, cause, replica, halvings
 
 
 @dataclass
@@ -100,7 +102,9 @@ def calculator_forces(calculators: Sequence[Calculator]) -> ForceCall:
     def call(rows: list[int], cells: list[Atoms]) -> list[tuple[float, np.ndarray]]:
         out = []
         for k, cell in zip(rows, cells, strict=True):
-            atoms = kept.setdefault(k, cell.copy())
+            if k not in kept:
+                kept[k] = cell.copy()
+            atoms = kept[k]
             atoms.set_positions(cell.positions)
             atoms.calc = calculators[k]
             out.append((float(atoms.get_potential_energy()), atoms.get_forces().copy()))
@@ -209,7 +213,19 @@ def run_nvt_replicas(
                 failed |= evaluate([k])
             return failed
         for k, (energy, forces) in zip(rows, results, strict=True):
-            state.energies[k], state.forces[k] = energy, forces
+            state.set_forces(k, energy, forces)
+        return failed
+
+    def step_each(half: Callable[[list[int], list[Coupling]], None], rows: list[int],
+                  couplings: dict[int, Coupling]) -> dict[int, str]:
+        """One half of a step for each replica, one at a time, so that arithmetic that fails on one
+        replica's state (a zero kinetic energy, an overflow) is that replica's fault alone."""
+        failed = {}
+        for k in rows:
+            try:
+                half([k], [couplings[k]])
+            except RECOVERABLE as err:
+                failed[k] = f"the integrator failed ({type(err).__name__}: {err})"
         return failed
 
     def record(r: _Replica) -> None:
@@ -238,7 +254,7 @@ def run_nvt_replicas(
         again = evaluate([r.k])
         if again:  # the potential fails on a state it evaluated before: nothing a time step can cure
             finish()
-            raise MDFault(r.step, again[r.k], r.k)
+            raise MDFault(r.step, again[r.k], r.k, r.halvings)
 
     def finish() -> None:
         for k, atoms in enumerate(replicas):
@@ -250,7 +266,7 @@ def run_nvt_replicas(
     if first:
         finish()
         k, why = next(iter(first.items()))
-        raise MDFault(0, why, k)
+        raise MDFault(0, why, k, 0)
     for r in team:
         record(r)
         r.good = snapshot(r)
@@ -262,17 +278,19 @@ def run_nvt_replicas(
             rows = [r.k for r in running if sub < 2**r.halvings and r.k not in faults]
             if not rows:
                 break
-            integrator.before_forces(rows, [couplings[k] for k in rows])
-            failed = evaluate(rows)
-            faults |= failed
-            moved = [k for k in rows if k not in failed]
-            integrator.after_forces(moved, [couplings[k] for k in moved])
+            faults |= step_each(integrator.before_forces, rows, couplings)
+            moving = [k for k in rows if k not in faults]
+            faults |= evaluate(moving)
+            faults |= step_each(integrator.after_forces, [k for k in moving if k not in faults], couplings)
         for r in running:
             fault = faults.get(r.k)
             if fault is None:
                 target = couplings[r.k].temperature_K
-                fault, r.streaks = r.guard.check(float(state.energies[r.k]), state.forces[r.k], state.temperature(r.k),
-                                                 state.atoms(r.k), target, hottest, r.streaks)
+                try:
+                    fault, r.streaks = r.guard.check(float(state.energies[r.k]), state.forces[r.k], state.temperature(r.k),
+                                                     state.atoms(r.k), target, hottest, r.streaks)
+                except RECOVERABLE as err:  # a state so broken that the check itself fails (non-finite positions)
+                    fault = f"the state could not be checked ({type(err).__name__}: {err})"
             if fault is not None:
                 go_back(r, fault)
                 continue

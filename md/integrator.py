@@ -37,16 +37,28 @@ class ReplicaBatch:
     momenta: np.ndarray  # (replicas, atoms, 3) amu A / (ASE time unit)
     forces: np.ndarray = field(init=False)  # (replicas, atoms, 3) eV/A, at the current positions
     energies: np.ndarray = field(init=False)  # (replicas,) eV
+    # the dtype each replica's forces came in: ASE multiplies a calculator's float32 forces in float32
+    # (numpy's promotion rules), and so must the integrator to give ASE's numbers (stored exactly in float64)
+    force_dtypes: list[np.dtype] = field(init=False)
 
     def __post_init__(self) -> None:
         self.forces = np.zeros_like(self.positions)
         self.energies = np.zeros(len(self.positions))
+        self.force_dtypes = [np.dtype(np.float64)] * len(self.positions)
+
+    def set_forces(self, k: int, energy: float, forces: np.ndarray) -> None:
+        """Replica k's energy and forces at its current positions, as the force call gave them."""
+        self.energies[k], self.forces[k], self.force_dtypes[k] = energy, forces, np.asarray(forces).dtype
+
+    def force(self, k: int) -> np.ndarray:
+        """Replica k's forces in the dtype they came in."""
+        return self.forces[k].astype(self.force_dtypes[k], copy=False)
 
     @classmethod
     def of(cls, replicas: list[Atoms]) -> ReplicaBatch:
         """The state of these cells (momenta as set on them); all must hold as many atoms."""
-        if len({len(a) for a in replicas}) > 1:
-            raise ValueError("replicas batched together must hold as many atoms each")
+        if len({len(a) for a in replicas}) > 1 or any(not np.array_equal(a.pbc, replicas[0].pbc) for a in replicas):
+            raise ValueError("replicas batched together must hold as many atoms each, with the same periodicity")
         return cls(np.array([a.numbers for a in replicas]), np.array([a.get_masses() for a in replicas]),
                    np.array([a.cell.array for a in replicas]), replicas[0].pbc.copy(),
                    np.array([a.get_positions() for a in replicas]), np.array([a.get_momenta() for a in replicas]))
@@ -122,7 +134,7 @@ class NVTIntegrator:
         s = self.state
         for k, coupling in zip(rows, couplings, strict=True):
             if coupling.kind == "bussi":
-                momenta = np.array(s.momenta[k] + 0.5 * coupling.dt * s.forces[k])
+                momenta = np.array(s.momenta[k] + 0.5 * coupling.dt * s.force(k))
             else:
                 momenta = self._langevin_kick(k, coupling)
             s.zero_momentum(k, momenta)
@@ -147,7 +159,7 @@ class NVTIntegrator:
     def _verlet_drift(self, k: int, dt: float) -> None:
         """ase.md.verlet.VelocityVerlet.step up to the force call (its first half of RATTLE for FixCom)."""
         s = self.state
-        p = s.momenta[k] + 0.5 * dt * s.forces[k]
+        p = s.momenta[k] + 0.5 * dt * s.force(k)
         masses = s.masses[k][:, None]
         r = s.positions[k].copy()
         new = np.array(r + dt * p / masses, float)
@@ -176,7 +188,7 @@ class NVTIntegrator:
         eta = self.rngs[k].standard_normal(size=(len(masses), 3))
         rnd_pos = c5 * eta
         rnd_vel = c3 * xi - c4 * eta
-        v += c1 * s.forces[k] / masses - c2 * v + rnd_vel
+        v += c1 * s.force(k) / masses - c2 * v + rnd_vel
         x = s.positions[k].copy()
         new = np.array(x + c.dt * v + rnd_pos, float)
         s.keep_centre(k, new)
@@ -188,5 +200,5 @@ class NVTIntegrator:
         c1, c2, _, _, _ = self._langevin_coefficients(k, c)
         masses = s.masses[k].reshape(-1, 1)
         rnd_vel, v = self._noise.pop(k)
-        v += c1 * s.forces[k] / masses - c2 * v + rnd_vel
+        v += c1 * s.force(k) / masses - c2 * v + rnd_vel
         return np.array(v * masses)

@@ -33,10 +33,11 @@ def source_commit() -> str:
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return "unknown (not a git checkout)"
+    git = ["git", "--no-optional-locks", "-C", str(root)]  # never takes the index lock from a user's git
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # this checkout, whatever GIT_DIR says
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, env=env)
+        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, timeout=10, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown (git did not answer)"
     if head.returncode != 0:
@@ -64,8 +65,7 @@ def measured_on() -> str:
     where = machine()
     cores = os.cpu_count() or 0
     gpu = f", {where['gpu']}" if "gpu" in where else ", no GPU"
-    return (f"measured: amorph {source_commit()}, {utc_now()}, {where['platform']}, {cores} CPU cores"
-            f"{gpu}, torch threads {where.get('torch_threads', '?')}")
+    return f"measured: amorph {source_commit()}, {utc_now()}, {where['platform']}, {cores} CPU cores{gpu}"
 
 
 def utc_now() -> str:

@@ -169,3 +169,26 @@ def test_a_cell_whose_volume_runs_away_is_stopped_at_once_and_marked(engine, str
     assert invalid_reason(results[1], cells[1].get_volume(), 1.5, -100.0).startswith("blew up (volume")
     ratio = results[1].atoms.get_volume() / cells[1].get_volume()
     assert results[1].steps < 500 and (ratio < 2 * VOLUME_LIMIT if stress < 0 else ratio > 1 / (2 * VOLUME_LIMIT))
+
+
+def test_a_potential_that_fails_at_the_start_is_named_as_such(monkeypatch):
+    """A force call that fails on the MD's first state (nothing a time step changes) ends at once, and
+    the message does not claim halvings that never happened."""
+    import amorph.melt_quench as mq
+    from amorph.md.dynamics import run_nvt_replicas
+
+    def broken(rows, cells):
+        raise RuntimeError("no graph for this cell")
+
+    with pytest.raises(MDFault) as raised:
+        run_nvt_replicas([_cu()], broken, np.full(10, 1000.0), 2.0, 0.01, [np.random.default_rng(0)])
+    assert raised.value.step == 0 and raised.value.halvings == 0 and "RuntimeError: no graph" in raised.value.cause
+
+    def failing(*args, **kwargs):
+        raise MDFault(0, "the potential failed (RuntimeError: no graph for this cell)", 0, 0)
+
+    monkeypatch.setattr(mq, "run_nvt_replicas", failing)
+    settings = MeltQuenchSettings(steps_per_stage=5, start_relax_steps=0)
+    with pytest.raises(SimulationError) as message:
+        melt_quench(_cu(), load_potential("emt", "cpu"), settings, np.random.default_rng(0))
+    assert str(message.value).endswith("no graph for this cell), before any step")

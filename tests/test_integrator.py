@@ -19,6 +19,14 @@ from amorph.md.integrator import Coupling, NVTIntegrator, ReplicaBatch
 TIMESTEP_FS, FRICTION = 2.0, 0.02
 
 
+class EMT32(EMT):
+    """EMT with float32 forces, as torch models' ASE calculators (CHGNet, matgl) return them."""
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.results["forces"] = self.results["forces"].astype(np.float32)
+
+
 def _cu(seed: int) -> Atoms:
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
     atoms.rattle(0.05, seed=seed)
@@ -33,10 +41,10 @@ def _thermalised(seed: int, temperature: float) -> Atoms:
     return atoms
 
 
-def _ase_trajectory(kind: str, seed: int, targets: list[float], timestep_fs: float) -> list[tuple[np.ndarray, np.ndarray]]:
+def _ase_trajectory(kind: str, seed: int, targets: list[float], timestep_fs: float, calculator=EMT) -> list[tuple[np.ndarray, np.ndarray]]:
     """ASE's own integrator, retargeted every step (Bussi through its public attributes)."""
     atoms = _thermalised(seed, targets[0])
-    atoms.calc = EMT()
+    atoms.calc = calculator()
     rng = np.random.default_rng(100 + seed)
     if kind == "bussi":
         dyn = Bussi(atoms, timestep=timestep_fs * units.fs, temperature_K=targets[0], taut=units.fs / FRICTION, rng=rng)
@@ -56,16 +64,17 @@ def _ase_trajectory(kind: str, seed: int, targets: list[float], timestep_fs: flo
     return out
 
 
-def _our_trajectory(kind: str, seeds: list[int], targets: list[float], timestep_fs: float) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+def _our_trajectory(kind: str, seeds: list[int], targets: list[float], timestep_fs: float,
+                    calculator=EMT) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Our integrator on all seeds' cells as one batch."""
     cells = [_thermalised(seed, targets[0]) for seed in seeds]
     state = ReplicaBatch.of(cells)
-    forces_of = calculator_forces([EMT() for _ in seeds])
+    forces_of = calculator_forces([calculator() for _ in seeds])
     rows = list(range(len(seeds)))
 
     def evaluate() -> None:
         for k, (energy, forces) in zip(rows, forces_of(rows, [state.atoms(k) for k in rows])):
-            state.energies[k], state.forces[k] = energy, forces
+            state.set_forces(k, energy, forces)
 
     integrator = NVTIntegrator(state, [np.random.default_rng(100 + seed) for seed in seeds])
     evaluate()
@@ -82,11 +91,12 @@ def _our_trajectory(kind: str, seeds: list[int], targets: list[float], timestep_
 
 @pytest.mark.parametrize("kind", ["bussi", "langevin"])
 @pytest.mark.parametrize("timestep_fs", [TIMESTEP_FS, TIMESTEP_FS / 4])
-def test_each_replica_is_ases_trajectory_to_the_bit(kind, timestep_fs):
+@pytest.mark.parametrize("calculator", [EMT, EMT32])
+def test_each_replica_is_ases_trajectory_to_the_bit(kind, timestep_fs, calculator):
     targets = list(np.linspace(1500.0, 600.0, 40))
-    ours = _our_trajectory(kind, [0, 1], targets, timestep_fs)
+    ours = _our_trajectory(kind, [0, 1], targets, timestep_fs, calculator)
     for k, seed in enumerate([0, 1]):
-        reference = _ase_trajectory(kind, seed, targets, timestep_fs)
+        reference = _ase_trajectory(kind, seed, targets, timestep_fs, calculator)
         for step, ((p_ref, m_ref), (p, m)) in enumerate(zip(reference, ours[k])):
             assert np.array_equal(p, p_ref), f"{kind}, replica {k}: positions differ at step {step + 1}"
             assert np.array_equal(m, m_ref), f"{kind}, replica {k}: momenta differ at step {step + 1}"
