@@ -67,13 +67,13 @@ def ase_steps(steps: int) -> float:
 def our_steps(steps: int) -> float:
     state = ReplicaBatch.of([thermalised()])
     integrator = NVTIntegrator(state, [np.random.default_rng(1)])
-    coupling = [Coupling("bussi", 2.0, 0.02, 1000.0)]
+    coupling = Coupling("bussi", 2.0, 0.02, 1000.0)
     started = time.perf_counter()
     for _ in range(steps):
-        integrator.before_forces([0], coupling)
+        integrator.before_forces(0, coupling)
         state.atoms(0)  # the cell handed to the force call
         state.forces[0] = 0.0
-        integrator.after_forces([0], coupling)
+        integrator.after_forces(0, coupling)
     return time.perf_counter() - started
 
 

@@ -38,7 +38,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from amorph.md.integrator import Coupling, NVTIntegrator, ReplicaBatch
 from amorph.md.relax import fused_distance
-from amorph.settings import DEFAULT_FUSION_DISTANCE, Thermostat
+from amorph.settings import DEFAULT_FUSION_DISTANCE, Thermostat, check_choice
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,7 @@ def run_nvt_replicas(
     smaller time step, so the schedule keeps its length in time; guards[k].faults records what
     happened. on_step(k, step) is called once per scheduled step a replica completes. Returns each
     replica's log."""
+    check_choice("--thermostat", kind, Thermostat)
     guards = guards or [Guard() for _ in replicas]
     runaway_steps = max(RUNAWAY_MIN_STEPS, math.ceil(RUNAWAY_TIME_CONSTANTS / (friction_per_fs * timestep_fs)))
     n_steps = len(temperatures)
@@ -216,14 +217,13 @@ def run_nvt_replicas(
             state.set_forces(k, energy, forces)
         return failed
 
-    def step_each(half: Callable[[list[int], list[Coupling]], None], rows: list[int],
-                  couplings: dict[int, Coupling]) -> dict[int, str]:
+    def step_each(half: Callable[[int, Coupling], None], rows: list[int], couplings: dict[int, Coupling]) -> dict[int, str]:
         """One half of a step for each replica, one at a time, so that arithmetic that fails on one
         replica's state (a zero kinetic energy, an overflow) is that replica's fault alone."""
         failed = {}
         for k in rows:
             try:
-                half([k], [couplings[k]])
+                half(k, couplings[k])
             except RECOVERABLE as err:
                 failed[k] = f"the integrator failed ({type(err).__name__}: {err})"
         return failed

@@ -9,8 +9,9 @@ Why our own rather than one ASE integrator per replica: ASE's integrators each o
 call its calculator in the middle of their step, so several replicas could share a force call only
 from threads meeting at a barrier. The arithmetic is ASE's, operation for operation, with the
 centre of mass held fixed as ase.constraints.FixCom holds it: Bussi is ase.md.bussi.Bussi (ASE
-3.29) and Langevin is ase.md.langevin.Langevin with fixcm=False. Element-wise operations run on the
-whole batch; sums over a replica's atoms run replica by replica, in ASE's order, so that a replica's
+3.29) and Langevin is ase.md.langevin.Langevin with fixcm=False. The batch is the state and the
+force call; the integrator's own arithmetic runs replica by replica, on one replica's (atoms, 3)
+arrays in ASE's order (65 us a step for 48 atoms, benchmarks/md_host_cost.py), so that a replica's
 trajectory is the one ASE would give to the last bit (tests/test_integrator.py checks it).
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 
-from amorph.settings import Thermostat, check_choice
+from amorph.settings import Thermostat
 
 
 @dataclass
@@ -109,36 +110,33 @@ class Coupling:
 
 
 class NVTIntegrator:
-    """Velocity Verlet with a Bussi or Langevin thermostat, for the replicas named in each call.
+    """Velocity Verlet with a Bussi or Langevin thermostat, one replica of the state at a time.
 
-    A step is split where the forces are needed: `before_forces` moves the named replicas' atoms,
-    the caller evaluates the forces at the new positions (one batched call) and stores them in the
-    state, and `after_forces` completes the step. Each replica brings its own Coupling and random
-    generator."""
+    A step is split where the forces are needed: `before_forces` moves replica k's atoms, the caller
+    evaluates the forces at the new positions (one batched call for all replicas moved) and stores
+    them in the state, and `after_forces` completes the step. Each replica brings its own Coupling
+    (its kind checked where the run starts, md.dynamics) and random generator."""
 
     def __init__(self, state: ReplicaBatch, rngs: list[np.random.Generator]):
         self.state = state
         self.rngs = rngs
         self._noise: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # Langevin: each replica's kicks, used twice a step
 
-    def before_forces(self, rows: list[int], couplings: list[Coupling]) -> None:
-        for k, coupling in zip(rows, couplings, strict=True):
-            check_choice("--thermostat", coupling.kind, Thermostat)
-            if coupling.kind == "bussi":
-                self._bussi_rescale(k, coupling)
-                self._verlet_drift(k, coupling.dt)
-            else:
-                self._langevin_drift(k, coupling)
+    def before_forces(self, k: int, coupling: Coupling) -> None:
+        if coupling.kind == "bussi":
+            self._bussi_rescale(k, coupling)
+            self._verlet_drift(k, coupling.dt)
+        else:
+            self._langevin_drift(k, coupling)
 
-    def after_forces(self, rows: list[int], couplings: list[Coupling]) -> None:
+    def after_forces(self, k: int, coupling: Coupling) -> None:
         s = self.state
-        for k, coupling in zip(rows, couplings, strict=True):
-            if coupling.kind == "bussi":
-                momenta = np.array(s.momenta[k] + 0.5 * coupling.dt * s.force(k))
-            else:
-                momenta = self._langevin_kick(k, coupling)
-            s.zero_momentum(k, momenta)
-            s.momenta[k] = momenta
+        if coupling.kind == "bussi":
+            momenta = np.array(s.momenta[k] + 0.5 * coupling.dt * s.force(k))
+        else:
+            momenta = self._langevin_kick(k, coupling)
+        s.zero_momentum(k, momenta)
+        s.momenta[k] = momenta
 
     # Bussi, Donadio & Parrinello (2007), eq. (A7), as ase.md.bussi.Bussi takes it
     def _bussi_rescale(self, k: int, c: Coupling) -> None:

@@ -81,9 +81,11 @@ def _our_trajectory(kind: str, seeds: list[int], targets: list[float], timestep_
     out: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in seeds]
     for target in targets:
         couplings = [Coupling(kind, timestep_fs, FRICTION, target) for _ in rows]  # type: ignore[arg-type]
-        integrator.before_forces(rows, couplings)
+        for k in rows:
+            integrator.before_forces(k, couplings[k])
         evaluate()
-        integrator.after_forces(rows, couplings)
+        for k in rows:
+            integrator.after_forces(k, couplings[k])
         for k in rows:
             out[k].append((state.positions[k].copy(), state.momenta[k].copy()))
     return out
